@@ -1,0 +1,1 @@
+"""The `scalinglab` command line."""

@@ -1,0 +1,39 @@
+"""The `scalinglab` application: registers the commands and turns user errors into one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import typer
+
+from scalinglab.cli import demo_cmd, fit_cmd
+from scalinglab.errors import UserError
+
+app = typer.Typer(
+    help="Run and analyse scaling-law studies: fit L(N, D) and other laws, with bootstrap intervals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("fit")(fit_cmd.fit)
+app.command("predict")(fit_cmd.predict)
+app.command("forms")(fit_cmd.forms)
+app.command("demo")(demo_cmd.demo)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def main() -> None:
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(UserError.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The observations table, the project's one data model: reading it and selecting what a fit needs.
+
+One row per measurement. Runs write it, every analysis reads it; a user's own CSV or parquet file
+works as it is through a column mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import UserError
+
+# column -> (dtype, meaning). Any other column is kept and ignored by analyses that do not need it.
+SCHEMA: dict[str, tuple[str, str]] = {
+    "run_id": ("string", "identifies one training run; several rows per run are points along its curve"),
+    "n_params": ("float", "model capacity N: number of trainable parameters"),
+    "dataset_size": ("float", "training set size D: number of distinct training samples"),
+    "samples_seen": ("float", "samples processed so far (D x epochs at the end of a run)"),
+    "steps": ("float", "optimiser steps S so far"),
+    "flops": ("float", "cumulative training FLOPs C so far"),
+    "metric": ("string", "metric name, e.g. loss, minADE, mAP"),
+    "split": ("string", "train or eval (or any split name)"),
+    "value": ("float", "the metric's value"),
+}
+
+INPUT_DEFAULTS = {"n": "n_params", "d": "dataset_size", "x": "flops", "c": "flops", "y": "value", "run": "run_id"}
+
+
+def empty_observations() -> pd.DataFrame:
+    """An observations table with the schema's columns and no rows."""
+    dtypes = {"string": "string", "float": "float64"}
+    return pd.DataFrame({name: pd.Series(dtype=dtypes[kind]) for name, (kind, _) in SCHEMA.items()})
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or parquet file as it is; a file that cannot be read is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: cannot be read as {suffix[1:]}: {first}") from None
+    raise UserError(f"{path}: unknown file type '{suffix}'; use .csv, .tsv or .parquet")
+
+
+@dataclass
+class FitData:
+    """What a fit needs, validated: positive inputs (k, n), positive targets, optional run groups."""
+
+    inputs: np.ndarray
+    input_names: tuple[str, ...]
+    y: np.ndarray
+    groups: np.ndarray | None
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.y.size)
+
+
+def _where(source: str, row: int, is_csv: bool) -> str:
+    return f"{source}: row {row + 1}" + (f" (line {row + 2})" if is_csv else "")
+
+
+def _numeric(frame: pd.DataFrame, column: str, role: str, source: str, is_csv: bool) -> np.ndarray:
+    if column not in frame.columns:
+        listed = ", ".join(f"'{c}'" for c in frame.columns[:20] if c != "_row")
+        raise UserError(f"{source}: no column '{column}' (needed for {role}); columns are {listed}")
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        row = int(frame["_row"].iloc[i])
+        text = raw.iloc[i]
+        what = "is empty" if pd.isna(text) else f"'{text}' is not a finite number"
+        more = f" ({bad.size} such rows)" if bad.size > 1 else ""
+        raise UserError(f"{_where(source, row, is_csv)}, column '{column}': {what}{more}")
+    return values
+
+
+def _positive(values: np.ndarray, frame: pd.DataFrame, column: str, source: str, is_csv: bool, why: str) -> None:
+    bad = np.flatnonzero(values <= 0)
+    if bad.size:
+        row = int(frame["_row"].iloc[int(bad[0])])
+        raise UserError(f"{_where(source, row, is_csv)}, column '{column}': {values[bad[0]]:g} must be > 0 ({why})")
+
+
+def _choose(frame: pd.DataFrame, column: str, wanted: str | None, source: str, option: str) -> pd.DataFrame:
+    if column not in frame.columns:
+        if wanted is not None:
+            raise UserError(f"{source}: {option} '{wanted}' given, but there is no column '{column}'")
+        return frame
+    present = list(pd.unique(frame[column].astype(str)))
+    if wanted is None:
+        if len(present) > 1:
+            raise UserError(f"{source}: column '{column}' holds {', '.join(present)}; choose one with {option}")
+        return frame
+    if wanted not in present:
+        raise UserError(f"{source}: {option} '{wanted}' not found; column '{column}' holds {', '.join(present)}")
+    return frame[frame[column].astype(str) == wanted]
+
+
+def select_fit_data(
+    table: pd.DataFrame,
+    inputs: Sequence[str],
+    columns: dict[str, str] | None = None,
+    *,
+    source: str = "data",
+    metric: str | None = None,
+    split: str | None = None,
+    final_only: bool = True,
+    d_from_flops: bool = False,
+    flops_per_param_sample: float = 6.0,
+    higher_is_better: bool = False,
+    ceiling: float = 1.0,
+    n_params: int = 1,
+    on_duplicate: str = "drop",
+) -> FitData:
+    """Validate and select the points of `table` that a fit on `inputs` (e.g. ("n", "d")) needs.
+
+    `columns` maps roles (n, d, x, c, y, run) to column names; missing roles take the schema's
+    names. With `d_from_flops`, D is derived as C / (k N). For a higher-is-better metric the
+    target is the error `ceiling - metric`. Every problem is a UserError naming file, row and column.
+    """
+    cols = {**INPUT_DEFAULTS, **{k: v for k, v in (columns or {}).items() if v}}
+    is_csv = source.lower().endswith((".csv", ".tsv", ".txt"))
+    frame = table.reset_index(drop=True).assign(_row=np.arange(len(table)))
+    frame = _choose(frame, "metric", metric, source, "--metric")
+    frame = _choose(frame, "split", split, source, "--split")
+    run_col = cols["run"] if cols["run"] in frame.columns else None
+    notes: list[str] = []
+    if final_only and run_col and "steps" in frame.columns and frame[run_col].duplicated().any():
+        steps = _numeric(frame, "steps", "the last point of each run", source, is_csv)
+        frame = frame.assign(_steps=steps).sort_values([run_col, "_steps"], kind="stable")
+        before = len(frame)
+        frame = frame.groupby(run_col, sort=False).tail(1).sort_values("_row")
+        notes.append(
+            f"used the last point of each run ({len(frame)} of {before} rows); pass --all-points to fit every row"
+        )
+    if frame.empty:
+        raise UserError(f"{source}: no rows to fit")
+
+    values: dict[str, np.ndarray] = {}
+    for role in inputs:
+        if role == "d" and d_from_flops:
+            flops = _numeric(frame, cols["c"], "C (to derive D)", source, is_csv)
+            n_val = _numeric(frame, cols["n"], "N (to derive D)", source, is_csv)
+            _positive(n_val, frame, cols["n"], source, is_csv, "parameters")
+            _positive(flops, frame, cols["c"], source, is_csv, "FLOPs")
+            values[role] = flops / (flops_per_param_sample * n_val)
+            continue
+        column = cols[role]
+        values[role] = _numeric(frame, column, f"--{role}", source, is_csv)
+        _positive(values[role], frame, column, source, is_csv, "a scaling variable")
+    y_col = cols["y"]
+    metric_values = _numeric(frame, y_col, "--y", source, is_csv)
+    target = ceiling - metric_values if higher_is_better else metric_values
+    bad = np.flatnonzero(target <= 0)
+    if bad.size:
+        row = int(frame["_row"].iloc[int(bad[0])])
+        v = metric_values[bad[0]]
+        why = (
+            f"must be below the ceiling {ceiling:g}"
+            if higher_is_better
+            else "must be > 0: the law is fitted on log(metric)"
+        )
+        raise UserError(f"{_where(source, row, is_csv)}, column '{y_col}': {v:g} {why}")
+    groups = frame[run_col].astype(str).to_numpy() if run_col else None
+
+    key = pd.DataFrame({**values, "y": target})
+    if groups is not None:
+        key["run"] = groups
+    dup = key.duplicated().to_numpy()
+    if dup.any():
+        count = int(dup.sum())
+        first = int(frame["_row"].iloc[int(np.flatnonzero(dup)[0])])
+        if on_duplicate == "error":
+            raise UserError(f"{_where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
+        if on_duplicate == "drop":
+            keep = ~dup
+            values = {k: v[keep] for k, v in values.items()}
+            target, groups = target[keep], (groups[keep] if groups is not None else None)
+            notes.append(
+                f"dropped {count} duplicate row(s) (same inputs and '{y_col}', first at row {first + 1}); "
+                "kept the first of each"
+            )
+        else:
+            notes.append(f"kept {count} duplicate row(s) (same inputs and '{y_col}'), each counted as a point")
+
+    n_points = target.size
+    if n_points < n_params:
+        raise UserError(f"{source}: {n_points} points, fewer than the form's {n_params} parameters")
+    for role in inputs:
+        if np.unique(values[role]).size < 2:
+            name = cols["c"] + "/(kN)" if role == "d" and d_from_flops else cols[role]
+            raise UserError(
+                f"{source}: column '{name}' has one distinct value; the law in {role.upper()} is not identifiable"
+            )
+    return FitData(
+        inputs=np.stack([values[r] for r in inputs]),
+        input_names=tuple(inputs),
+        y=target,
+        groups=groups,
+        source=source,
+        warnings=notes,
+    )

@@ -1,0 +1,103 @@
+"""ScalingLaw: intervals, determinism, run-level resampling, metric direction, persistence, warnings."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab import ScalingLaw, UserError
+from scalinglab.bootstrap import resample_weights
+from scalinglab.example import TRUE_PARAMS, chinchilla_loss, example_observations
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return ScalingLaw(bootstrap=200, seed=3).fit(example_observations())
+
+
+def test_intervals_cover_the_truth_and_the_estimate(fitted):
+    for name, truth in TRUE_PARAMS.items():
+        lo, hi = fitted.ci_[name]
+        assert lo <= fitted.params_[name] <= hi
+        assert lo <= truth <= hi, name
+
+
+def test_bootstrap_is_deterministic_by_seed():
+    obs = example_observations()
+    a = ScalingLaw(bootstrap=20, seed=1).fit(obs).bootstrap_params_
+    b = ScalingLaw(bootstrap=20, seed=1).fit(obs).bootstrap_params_
+    c = ScalingLaw(bootstrap=20, seed=2).fit(obs).bootstrap_params_
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+def test_resampling_whole_runs_keeps_their_points_together():
+    groups = np.array(["a", "a", "a", "b", "b", "c"])
+    weights = resample_weights(6, 50, seed=0, groups=groups)
+    assert np.all(weights[:, 0] == weights[:, 1]) and np.all(weights[:, 1] == weights[:, 2])
+    assert np.all(weights[:, 3] == weights[:, 4])
+    np.testing.assert_array_equal(weights[:, [0, 3, 5]].sum(axis=1), 3)  # three runs drawn each time
+    np.testing.assert_array_equal(resample_weights(6, 50, seed=0).sum(axis=1), 6)
+
+
+def test_predict_matches_the_law_and_intervals_bracket_it(fitted):
+    n, d = np.array([1e8, 1e9]), np.array([1e10, 1e11])
+    point, lo, hi = fitted.predict(n=n, d=d, return_ci=True)
+    p = fitted.params_
+    np.testing.assert_allclose(point, p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"], rtol=1e-12)
+    assert np.all(lo <= point) and np.all(point <= hi)
+    np.testing.assert_allclose(point, chinchilla_loss(n, d), rtol=0.02)
+
+
+def test_derived_quantity_with_interval(fitted):
+    out = fitted.derived("beta / (alpha + beta)")
+    p = fitted.params_
+    assert out["value"] == pytest.approx(p["beta"] / (p["alpha"] + p["beta"]))
+    assert out["lower"] <= out["value"] <= out["upper"]
+    with pytest.raises(UserError, match="unknown name 'gamma'"):
+        fitted.derived("gamma + 1")
+    with pytest.raises(UserError, match="not allowed"):
+        fitted.derived("__import__('os')")
+
+
+def test_far_extrapolation_warns(fitted):
+    with pytest.warns(UserWarning, match="far extrapolation"):
+        fitted.predict(n=1e14, d=1e11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.predict(n=1e9, d=1e10)
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    path = tmp_path / "fit.json"
+    fitted.save(path)
+    loaded = ScalingLaw.load(path)
+    assert loaded.params_ == fitted.params_
+    assert loaded.ci_ == fitted.ci_
+    np.testing.assert_array_equal(loaded.predict(n=1e9, d=1e10), fitted.predict(n=1e9, d=1e10))
+    data = json.loads(path.read_text())
+    assert set(data["params"]) == {"E", "A", "B", "alpha", "beta"}
+    (tmp_path / "bad.json").write_text(json.dumps({"form": "chinchilla"}))
+    with pytest.raises(UserError, match="bad.json: not a scalinglab fit"):
+        ScalingLaw.load(tmp_path / "bad.json")
+
+
+def test_higher_is_better_metric_predicts_in_its_own_units():
+    obs = example_observations()
+    obs["value"] = 1.0 - obs["value"] / 10  # a mAP-like metric: error = loss / 10
+    law = ScalingLaw(higher_is_better=True, ceiling=1.0).fit(obs)
+    assert law.params_["alpha"] == pytest.approx(TRUE_PARAMS["alpha"], abs=0.05)
+    n, d = 1e9, 1e11
+    assert law.predict(n=n, d=d) == pytest.approx(1.0 - chinchilla_loss(n, d) / 10, rel=0.005)
+
+
+def test_unidentified_floor_is_flagged():
+    # A pure power law in N and D has no floor: E runs to its lower bound.
+    n, d = np.meshgrid(np.geomspace(1e6, 1e9, 6), np.geomspace(1e8, 1e11, 6))
+    frame = pd.DataFrame({"n_params": n.ravel(), "dataset_size": d.ravel()})
+    frame["value"] = 300 / frame["n_params"] ** 0.3 + 900 / frame["dataset_size"] ** 0.3
+    law = ScalingLaw().fit(frame)
+    assert any("E is at its lower bound" in w for w in law.warnings_)
+    assert any("poorly identified" in w for w in law.warnings_)
