@@ -35,3 +35,44 @@ def example_observations(seed: int = 0, noise: float = 0.01, batch_size: int = 2
             "value": loss,
         }
     )
+
+
+def example_curves(
+    params: dict[str, float] = TRUE_PARAMS,
+    model_sizes: np.ndarray | None = None,
+    run_lengths: tuple[float, ...] = (0.25, 1.0),
+    points_per_run: int = 40,
+    noise: float = 0.0,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Training curves: each run's loss is L(N, D_seen) at log-spaced points up to its final D.
+
+    Runs of every size train to a common compute range (final D proportional to 1/N, times each
+    `run_lengths` factor), so curves overlap in FLOPs as in a real sweep.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = np.geomspace(2e7, 2e9, 15) if model_sizes is None else np.asarray(model_sizes, dtype=float)
+    top_flops = 6.0 * sizes.max() * 4e10
+    frames = []
+    for n in sizes:
+        for length in run_lengths:
+            final_d = length * top_flops / (6.0 * n)
+            d = np.geomspace(final_d / 1e3, final_d, points_per_run)
+            loss = chinchilla_loss(n, d, params) * np.exp(rng.normal(0.0, noise, d.size))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run_id": f"n{n:.3g}-x{length:g}",
+                        "n_params": n,
+                        "dataset_size": final_d,
+                        "samples_seen": d,
+                        "steps": d / batch_size,
+                        "flops": 6.0 * n * d,
+                        "metric": "loss",
+                        "split": "train",
+                        "value": loss,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)

@@ -50,7 +50,7 @@ class ScalingLaw:
         seed: int = 0,
         ci_level: float = 0.95,
         starts: np.ndarray | None = None,
-        screen_iter: int = 40,
+        screen_iter: int = 20,
     ) -> None:
         self.form = form
         self.loss = loss
@@ -97,6 +97,9 @@ class ScalingLaw:
         self.n_points_ = fit_data.n_points
         self.n_starts_ = result.n_starts
         self.n_reached_ = result.n_reached
+        best = int(np.argmin(fit_data.y))
+        self.best_point_ = {name: float(v[best]) for name, v in zip(form.inputs, fit_data.inputs, strict=True)}
+        self.best_point_["value"] = float(self._to_metric(fit_data.y[best]))
         self.domain_ = {
             name: (float(v.min()), float(v.max())) for name, v in zip(form.inputs, fit_data.inputs, strict=True)
         }
@@ -215,6 +218,7 @@ class ScalingLaw:
             "higher_is_better": self.higher_is_better,
             "ceiling": self.ceiling,
             "domain": {k: list(v) for k, v in self.domain_.items()},
+            "best_point": self.best_point_,
             "warnings": self.warnings_,
             "bootstrap": {"n": self.bootstrap, "seed": self.seed},
             "theta": self.theta_.tolist(),
@@ -253,6 +257,7 @@ class ScalingLaw:
             law.n_reached_ = int(data["n_starts_reached_best"])
             law.domain_ = {k: (float(v[0]), float(v[1])) for k, v in data["domain"].items()}
             law.warnings_ = list(data["warnings"])
+            law.best_point_ = {k: float(v) for k, v in data["best_point"].items()}
             boot = data.get("bootstrap_theta")
             law.bootstrap_theta_ = None if boot is None else np.asarray(boot, dtype=float)
         except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -70,11 +70,13 @@ class FitData:
         return int(self.y.size)
 
 
-def _where(source: str, row: int, is_csv: bool) -> str:
+def where(source: str, row: int, is_csv: bool) -> str:
+    """How an error names a row: data rows count from 1; CSV files also give the file line."""
     return f"{source}: row {row + 1}" + (f" (line {row + 2})" if is_csv else "")
 
 
-def _numeric(frame: pd.DataFrame, column: str, role: str, source: str, is_csv: bool) -> np.ndarray:
+def numeric_column(frame: pd.DataFrame, column: str, role: str, source: str, is_csv: bool) -> np.ndarray:
+    """The column as finite floats; a missing column or a bad cell is a UserError naming it."""
     if column not in frame.columns:
         listed = ", ".join(f"'{c}'" for c in frame.columns[:20] if c != "_row")
         raise UserError(f"{source}: no column '{column}' (needed for {role}); columns are {listed}")
@@ -87,18 +89,20 @@ def _numeric(frame: pd.DataFrame, column: str, role: str, source: str, is_csv: b
         text = raw.iloc[i]
         what = "is empty" if pd.isna(text) else f"'{text}' is not a finite number"
         more = f" ({bad.size} such rows)" if bad.size > 1 else ""
-        raise UserError(f"{_where(source, row, is_csv)}, column '{column}': {what}{more}")
+        raise UserError(f"{where(source, row, is_csv)}, column '{column}': {what}{more}")
     return values
 
 
-def _positive(values: np.ndarray, frame: pd.DataFrame, column: str, source: str, is_csv: bool, why: str) -> None:
+def require_positive(values: np.ndarray, frame: pd.DataFrame, column: str, source: str, is_csv: bool, why: str) -> None:
+    """A UserError naming the first row where `values` is not > 0."""
     bad = np.flatnonzero(values <= 0)
     if bad.size:
         row = int(frame["_row"].iloc[int(bad[0])])
-        raise UserError(f"{_where(source, row, is_csv)}, column '{column}': {values[bad[0]]:g} must be > 0 ({why})")
+        raise UserError(f"{where(source, row, is_csv)}, column '{column}': {values[bad[0]]:g} must be > 0 ({why})")
 
 
-def _choose(frame: pd.DataFrame, column: str, wanted: str | None, source: str, option: str) -> pd.DataFrame:
+def choose_rows(frame: pd.DataFrame, column: str, wanted: str | None, source: str, option: str) -> pd.DataFrame:
+    """Rows whose `column` equals `wanted`; when not given, the column must hold a single value."""
     if column not in frame.columns:
         if wanted is not None:
             raise UserError(f"{source}: {option} '{wanted}' given, but there is no column '{column}'")
@@ -111,6 +115,24 @@ def _choose(frame: pd.DataFrame, column: str, wanted: str | None, source: str, o
     if wanted not in present:
         raise UserError(f"{source}: {option} '{wanted}' not found; column '{column}' holds {', '.join(present)}")
     return frame[frame[column].astype(str) == wanted]
+
+
+def resolve_columns(columns: dict[str, str | None] | None) -> dict[str, str]:
+    """The role -> column mapping, with the schema's names for roles not given."""
+    return {**INPUT_DEFAULTS, **{k: v for k, v in (columns or {}).items() if v}}
+
+
+def prepare_frame(
+    table: pd.DataFrame, source: str, metric: str | None = None, split: str | None = None
+) -> tuple[pd.DataFrame, bool]:
+    """The rows of one metric and split, each remembering its original row number in `_row`."""
+    is_csv = source.lower().endswith((".csv", ".tsv", ".txt"))
+    frame = table.reset_index(drop=True).assign(_row=np.arange(len(table)))
+    frame = choose_rows(frame, "metric", metric, source, "--metric")
+    frame = choose_rows(frame, "split", split, source, "--split")
+    if frame.empty:
+        raise UserError(f"{source}: no rows to analyse")
+    return frame, is_csv
 
 
 def select_fit_data(
@@ -135,15 +157,12 @@ def select_fit_data(
     names. With `d_from_flops`, D is derived as C / (k N). For a higher-is-better metric the
     target is the error `ceiling - metric`. Every problem is a UserError naming file, row and column.
     """
-    cols = {**INPUT_DEFAULTS, **{k: v for k, v in (columns or {}).items() if v}}
-    is_csv = source.lower().endswith((".csv", ".tsv", ".txt"))
-    frame = table.reset_index(drop=True).assign(_row=np.arange(len(table)))
-    frame = _choose(frame, "metric", metric, source, "--metric")
-    frame = _choose(frame, "split", split, source, "--split")
+    cols = resolve_columns(columns)
+    frame, is_csv = prepare_frame(table, source, metric, split)
     run_col = cols["run"] if cols["run"] in frame.columns else None
     notes: list[str] = []
     if final_only and run_col and "steps" in frame.columns and frame[run_col].duplicated().any():
-        steps = _numeric(frame, "steps", "the last point of each run", source, is_csv)
+        steps = numeric_column(frame, "steps", "the last point of each run", source, is_csv)
         frame = frame.assign(_steps=steps).sort_values([run_col, "_steps"], kind="stable")
         before = len(frame)
         frame = frame.groupby(run_col, sort=False).tail(1).sort_values("_row")
@@ -156,17 +175,17 @@ def select_fit_data(
     values: dict[str, np.ndarray] = {}
     for role in inputs:
         if role == "d" and d_from_flops:
-            flops = _numeric(frame, cols["c"], "C (to derive D)", source, is_csv)
-            n_val = _numeric(frame, cols["n"], "N (to derive D)", source, is_csv)
-            _positive(n_val, frame, cols["n"], source, is_csv, "parameters")
-            _positive(flops, frame, cols["c"], source, is_csv, "FLOPs")
+            flops = numeric_column(frame, cols["c"], "C (to derive D)", source, is_csv)
+            n_val = numeric_column(frame, cols["n"], "N (to derive D)", source, is_csv)
+            require_positive(n_val, frame, cols["n"], source, is_csv, "parameters")
+            require_positive(flops, frame, cols["c"], source, is_csv, "FLOPs")
             values[role] = flops / (flops_per_param_sample * n_val)
             continue
         column = cols[role]
-        values[role] = _numeric(frame, column, f"--{role}", source, is_csv)
-        _positive(values[role], frame, column, source, is_csv, "a scaling variable")
+        values[role] = numeric_column(frame, column, f"--{role}", source, is_csv)
+        require_positive(values[role], frame, column, source, is_csv, "a scaling variable")
     y_col = cols["y"]
-    metric_values = _numeric(frame, y_col, "--y", source, is_csv)
+    metric_values = numeric_column(frame, y_col, "--y", source, is_csv)
     target = ceiling - metric_values if higher_is_better else metric_values
     bad = np.flatnonzero(target <= 0)
     if bad.size:
@@ -177,7 +196,7 @@ def select_fit_data(
             if higher_is_better
             else "must be > 0: the law is fitted on log(metric)"
         )
-        raise UserError(f"{_where(source, row, is_csv)}, column '{y_col}': {v:g} {why}")
+        raise UserError(f"{where(source, row, is_csv)}, column '{y_col}': {v:g} {why}")
     groups = frame[run_col].astype(str).to_numpy() if run_col else None
 
     key = pd.DataFrame({**values, "y": target})
@@ -188,7 +207,7 @@ def select_fit_data(
         count = int(dup.sum())
         first = int(frame["_row"].iloc[int(np.flatnonzero(dup)[0])])
         if on_duplicate == "error":
-            raise UserError(f"{_where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
+            raise UserError(f"{where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
         if on_duplicate == "drop":
             keep = ~dup
             values = {k: v[keep] for k, v in values.items()}

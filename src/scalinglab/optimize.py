@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scalinglab import kernels
 from scalinglab.forms.base import Form
 from scalinglab.loss import Loss
 
@@ -35,10 +36,17 @@ def objective(
     return np.sum(per_point if weights is None else weights * per_point, axis=-1)
 
 
-def _evaluator(form: Form, lx: np.ndarray, ly: np.ndarray, loss: Loss):
-    """A function (theta (B, P), weights (B, n) or (n,)) -> objective, gradient, Gauss-Newton matrix."""
+def _evaluator(form: Form, lx: np.ndarray, ly: np.ndarray, loss: Loss, compiled: bool = True):
+    """A function (theta (B, P), weights (B, n) or (n,)) -> objective, gradient, Gauss-Newton matrix.
+
+    Affine log-sum-exp forms use the fused compiled kernel when numba is there (and `compiled`).
+    """
     if form.features is not None:
-        return _affine_evaluator(form.features(lx), ly, loss)
+        features = np.ascontiguousarray(form.features(lx), dtype=float)
+        if compiled and kernels.numba is not None:
+            ly_c = np.ascontiguousarray(ly, dtype=float)
+            return lambda theta, weights: kernels.affine_lse_model(theta, features, ly_c, weights, loss)
+        return _affine_evaluator(features, ly, loss)
 
     def evaluate(theta: np.ndarray, weights: np.ndarray):
         value, jac = form.value_and_jacobian(theta, lx)

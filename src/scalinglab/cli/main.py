@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from scalinglab.cli import demo_cmd, fit_cmd
+from scalinglab.cli import demo_cmd, fit_cmd, optimal_cmd
 from scalinglab.errors import UserError
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app = typer.Typer(
 app.command("fit")(fit_cmd.fit)
 app.command("predict")(fit_cmd.predict)
 app.command("forms")(fit_cmd.forms)
+app.command("optimal")(optimal_cmd.optimal)
+app.command("profile")(optimal_cmd.profile)
+app.command("cost")(optimal_cmd.cost)
 app.command("demo")(demo_cmd.demo)
 
 

@@ -1,0 +1,158 @@
+"""`scalinglab optimal`, `profile` and `cost`: compute-optimal laws and what a target improvement costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from scalinglab.cli.render import console, fmt, print_json
+from scalinglab.errors import UserError
+from scalinglab.law import ScalingLaw
+from scalinglab.observations import read_table
+from scalinglab.optimal import ComputeOptimal
+from scalinglab.profile import cost_table, iso_metric_profile
+
+Opt = typer.Option
+
+
+def _table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[fmt(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
+    return table
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def optimal(
+    data: Annotated[Path, typer.Argument(help="observations with several points per run (.csv or .parquet)")],
+    y: Annotated[str | None, Opt("--y", help="column of the metric [value]")] = None,
+    x: Annotated[str | None, Opt("--x", help="column of cumulative training FLOPs C [flops]")] = None,
+    n: Annotated[str | None, Opt("--n", help="column of model size N [n_params]")] = None,
+    run: Annotated[str | None, Opt("--run", help="column naming the run [run_id]")] = None,
+    metric: Annotated[str | None, Opt(help="keep rows whose 'metric' column is this")] = None,
+    split: Annotated[str | None, Opt(help="keep rows whose 'split' column is this")] = None,
+    higher_is_better: Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")] = False,
+    method: Annotated[str, Opt(help="envelope, isoflop, parametric or all")] = "all",
+    budget: Annotated[float | None, Opt(help="FLOPs budget at which to predict N_opt, S_opt, D_opt")] = None,
+    bootstrap: Annotated[int, Opt(help="run resamples for the intervals")] = 200,
+    seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
+    bins: Annotated[int, Opt(help="log-spaced FLOPs bins of the envelope")] = 30,
+    tolerance: Annotated[float, Opt(help="relative gap to the envelope that still counts as near-optimal")] = 0.01,
+    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods."""
+    co = ComputeOptimal(
+        method=method,
+        higher_is_better=higher_is_better,
+        n_bins=bins,
+        tolerance=tolerance,
+        bootstrap=bootstrap,
+        seed=seed,
+        k=k,
+    )
+    co.fit(read_table(data), {"y": y, "c": x, "n": n, "run": run}, source=str(data), metric=metric, split=split)
+    c = budget if budget is not None else float(co.curves_.c.max())
+    predictions = co.predict(c)
+    if as_json:
+        print_json(
+            {
+                "exponents": _records(co.exponents_),
+                "predictions": _records(predictions),
+                "envelope": _records(co.envelope_),
+                "near_optimal": _records(co.near_optimal_),
+                "warnings": co.warnings_,
+            }
+        )
+        return
+    console.print(_table(co.exponents_, "optimal-model laws: X_opt = coefficient * C^exponent"))
+    console.print(_table(predictions, f"at a budget of {c:.3g} FLOPs"))
+    env = co.envelope_[["bin_flops", "run_id", "n_params", "value"]]
+    console.print(_table(env, f"envelope ({'upper' if higher_is_better else 'lower'}), best run per FLOPs bin"))
+    near = co.near_optimal_
+    smaller = near.groupby("bin_flops")["n_params"].nunique()
+    console.print(
+        f"near-optimal (within {tolerance:.0%}): {len(near)} run-bins; "
+        f"{int((smaller > 1).sum())} bins have more than one model size near the envelope"
+    )
+    for message in co.warnings_:
+        console.print(f"warning: {message}", markup=False, highlight=False)
+
+
+def _reference(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        n_ref, d_ref = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--reference must be N,D (two numbers), got '{text}'") from None
+    return n_ref, d_ref
+
+
+def profile(
+    fit_file: Annotated[Path, typer.Argument(help="a fit of a law in N and D, from `scalinglab fit -o`")],
+    improvement: Annotated[float | None, Opt(help="relative improvement over the reference, e.g. 0.01")] = None,
+    target: Annotated[float | None, Opt(help="absolute target value of the metric")] = None,
+    reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
+    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    points: Annotated[int, Opt(help="points on the printed curve")] = 12,
+    as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """The (N, D) pairs that reach a target, the cheapest of them, and its cost against the reference."""
+    law = ScalingLaw.load(fit_file)
+    p = iso_metric_profile(law, improvement=improvement, target=target, reference=_reference(reference), k=k)
+    if as_json:
+        print_json(
+            {
+                "target": p.target,
+                "reference": p.reference,
+                "cheapest": p.cheapest,
+                "multipliers": p.multipliers,
+                "curve": _records(p.curve),
+            }
+        )
+        return
+    ref = p.reference
+    console.print(
+        f"reference N {fmt(ref['n'])}, D {fmt(ref['d'])}: predicted {fmt(ref['value'])}; target {fmt(p.target)}"
+    )
+    step = max(len(p.curve) // points, 1)
+    console.print(_table(p.curve.iloc[::step], "iso-metric profile"))
+    cheap, mult = p.cheapest, p.multipliers
+    console.print(
+        f"cheapest: N {fmt(cheap['n'])} ({mult['n']:.3g}x), D {fmt(cheap['d'])} ({mult['d']:.3g}x), "
+        f"C {fmt(cheap['flops'])} FLOPs ({mult['flops']:.3g}x the reference)"
+    )
+
+
+def cost(
+    fit_file: Annotated[Path, typer.Argument(help="a fit of a law in N and D, from `scalinglab fit -o`")],
+    improvements: Annotated[str, Opt(help="comma-separated relative improvements")] = "0.01,0.02,0.05,0.1",
+    reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
+    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """What each improvement costs: the cheapest N, D and FLOPs, as multiples of the reference."""
+    law = ScalingLaw.load(fit_file)
+    try:
+        levels = tuple(float(v) for v in improvements.split(","))
+    except ValueError:
+        raise UserError(f"--improvements must be comma-separated numbers, got '{improvements}'") from None
+    table = cost_table(law, levels, reference=_reference(reference), k=k)
+    if as_json:
+        print_json({"costs": _records(table)})
+        return
+    console.print(_table(table, "cost of improvement"))

@@ -1,0 +1,102 @@
+"""Fused, compiled kernel for forms that are a log-sum-exp of affine terms (chinchilla, power laws).
+
+One pass over the points per problem computes objective, gradient and Gauss-Newton matrix, with
+problems spread over the cores. It computes exactly what `optimize._affine_evaluator` does in numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # numba is a dependency; the numpy path remains for platforms without it
+    numba = None
+
+LOSS_CODES = {"mse": 0, "huber": 1, "asymmetric": 2}
+
+
+def _affine_lse_model(theta, features, ly, weights, kind, delta, over_weight, obj, grad, gn):  # pragma: no cover
+    n_batch, n_par = theta.shape
+    n_terms, _, n_pts = features.shape
+    shared = weights.shape[0] == 1
+    for b in numba.prange(n_batch):
+        wrow = weights[0] if shared else weights[b]
+        terms = np.empty(n_terms)
+        jac = np.empty(n_par)
+        acc_g = np.zeros(n_par)
+        acc_h = np.zeros((n_par, n_par))
+        acc_obj = 0.0
+        for i in range(n_pts):
+            w = wrow[i]
+            if w == 0.0:
+                continue
+            top = -np.inf
+            for t in range(n_terms):
+                s = 0.0
+                for p in range(n_par):
+                    s += theta[b, p] * features[t, p, i]
+                terms[t] = s
+                top = max(top, s)
+            total = 0.0
+            for t in range(n_terms):
+                terms[t] = math.exp(terms[t] - top)
+                total += terms[t]
+            r = top + math.log(total) - ly[i]
+            if kind == 0:
+                value, psi, curv = 0.5 * r * r, r, 1.0
+            else:
+                size = abs(r)
+                cap = min(size, delta)
+                value = cap * (size - 0.5 * cap)
+                psi = min(max(r, -delta), delta)
+                curv = delta / max(size, delta)
+                if kind == 2 and r > 0:
+                    value, psi, curv = value * over_weight, psi * over_weight, curv * over_weight
+            for p in range(n_par):
+                s = 0.0
+                for t in range(n_terms):
+                    s += terms[t] * features[t, p, i]
+                jac[p] = s / total
+            acc_obj += w * value
+            wpsi, wcurv = w * psi, w * curv
+            for p in range(n_par):
+                acc_g[p] += wpsi * jac[p]
+                for q in range(p + 1):
+                    acc_h[p, q] += wcurv * jac[p] * jac[q]
+        obj[b] = acc_obj
+        for p in range(n_par):
+            grad[b, p] = acc_g[p]
+            for q in range(p + 1):
+                gn[b, p, q] = acc_h[p, q]
+                gn[b, q, p] = acc_h[p, q]
+
+
+_compiled = None
+
+
+def affine_lse_model(theta, features, ly, weights, loss):
+    """Objective (B,), gradient (B, P) and Gauss-Newton matrix (B, P, P); None when numba is missing."""
+    global _compiled
+    if numba is None:
+        return None
+    if _compiled is None:
+        _compiled = numba.njit(parallel=True, cache=True, nogil=True)(_affine_lse_model)
+    n_batch, n_par = theta.shape
+    obj, grad, gn = np.empty(n_batch), np.empty((n_batch, n_par)), np.empty((n_batch, n_par, n_par))
+    w = np.ascontiguousarray(np.atleast_2d(weights), dtype=float)
+    _compiled(
+        np.ascontiguousarray(theta, dtype=float),
+        features,
+        ly,
+        w,
+        LOSS_CODES[loss.kind],
+        float(loss.delta),
+        float(loss.over_weight),
+        obj,
+        grad,
+        gn,
+    )
+    return obj, grad, gn

@@ -1,0 +1,149 @@
+"""Compute-optimal laws, profiles and costs against closed forms from a known L(N, D)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scalinglab import ScalingLaw, UserError
+from scalinglab.example import example_curves, example_observations
+from scalinglab.optimal import ComputeOptimal, parametric_allocation
+from scalinglab.optimal.curves import select_curves
+from scalinglab.optimal.envelope import envelope, near_optimal
+from scalinglab.profile import cost_table, iso_metric_profile, solve_d
+
+HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
+
+
+@pytest.fixture(scope="module")
+def curves_fit():
+    obs = example_curves(params=HOFFMANN, noise=0.001, seed=1)
+    return ComputeOptimal(bootstrap=30, seed=0).fit(obs)
+
+
+def test_three_methods_recover_the_n_opt_exponent_and_agree(curves_fit):
+    truth = HOFFMANN["beta"] / (HOFFMANN["alpha"] + HOFFMANN["beta"])
+    table = curves_fit.exponents_.set_index(["method", "quantity"])
+    found = {m: table.loc[(m, "N"), "exponent"] for m in ("envelope", "isoflop", "parametric")}
+    for method, exponent in found.items():
+        assert exponent == pytest.approx(truth, abs=0.03), method
+    assert max(found.values()) - min(found.values()) < 0.05
+    # S and D from the envelope grow as C^(1 - a): C = 6 N D
+    assert table.loc[("envelope", "D"), "exponent"] == pytest.approx(1 - truth, abs=0.03)
+    assert table.loc[("envelope", "S"), "exponent"] == pytest.approx(1 - truth, abs=0.03)
+
+
+def test_predictions_have_intervals(curves_fit):
+    pred = curves_fit.predict(1e21).set_index(["method", "quantity"])
+    n_true = parametric_allocation(HOFFMANN, 1e21)[0]
+    for method in ("envelope", "isoflop", "parametric"):
+        row = pred.loc[(method, "N")]
+        assert row["lower"] <= row["value"] <= row["upper"]
+        assert row["value"] == pytest.approx(n_true, rel=0.3)
+
+
+@pytest.mark.parametrize("params", [HOFFMANN, EPOCH])
+def test_parametric_allocation_closed_form(params):
+    c = np.array([1e20, 5.76e23])
+    n_opt, d_opt = parametric_allocation(params, c, k=6.0)
+    a, b = params["alpha"], params["beta"]
+    g = (a * params["A"] / (b * params["B"])) ** (1 / (a + b))
+    np.testing.assert_allclose(n_opt, g * (c / 6) ** (b / (a + b)), rtol=1e-12)
+    np.testing.assert_allclose(6 * n_opt * d_opt, c, rtol=1e-12)
+    # brute force: along C = 6 N D, no N on a fine grid does better than N_opt
+    for budget, best in zip(c, n_opt, strict=True):
+        grid = best * np.geomspace(0.5, 2, 2001)
+        loss = params["E"] + params["A"] / grid**a + params["B"] / (budget / (6 * grid)) ** b
+        assert grid[np.argmin(loss)] == pytest.approx(best, rel=2e-3)
+
+
+def test_envelope_is_the_best_point_per_bin_and_the_upper_one_for_map():
+    obs = example_curves(params=HOFFMANN, model_sizes=np.geomspace(2e7, 2e9, 5), run_lengths=(1.0,))
+    curves = select_curves(obs)
+    env = envelope(curves, n_bins=12)
+    edges = np.geomspace(curves.c.min(), curves.c.max() * (1 + 1e-12), 13)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    assert len(env) > 5
+    for _, row in env.iterrows():
+        i = int(np.argmin(np.abs(np.log(centres / row["bin_flops"]))))
+        in_bin = (curves.c >= edges[i]) & (curves.c < edges[i + 1])
+        assert row["value"] == curves.value[in_bin].min()  # brute force over the bin
+    mapped = obs.assign(value=1 - obs["value"] / 10)
+    upper = envelope(select_curves(mapped, higher_is_better=True), n_bins=12)
+    np.testing.assert_allclose(upper["value"].to_numpy(), 1 - env["value"].to_numpy() / 10)
+    near = near_optimal(curves, n_bins=12, tolerance=0.5)
+    assert len(near) > len(env)  # a wide tolerance admits more than the argmin
+
+
+def test_one_run_and_missing_flops_are_clear_errors():
+    obs = example_curves(params=HOFFMANN, model_sizes=np.array([1e8]), run_lengths=(1.0,))
+    with pytest.raises(UserError, match="one run"):
+        ComputeOptimal().fit(obs)
+    with pytest.raises(UserError, match="no column 'flops'"):
+        ComputeOptimal().fit(example_curves(params=HOFFMANN).drop(columns="flops"))
+
+
+@pytest.fixture(scope="module")
+def law():
+    return ScalingLaw().fit(example_observations())
+
+
+def test_profile_points_reach_the_target(law):
+    p = iso_metric_profile(law, improvement=0.01)
+    values = law.predict(n=p.curve["n_params"].to_numpy(), d=p.curve["dataset_size"].to_numpy())
+    np.testing.assert_allclose(values, p.target, rtol=1e-6)
+    assert p.target == pytest.approx(0.99 * p.reference["value"])
+
+
+def test_cheapest_point_matches_the_lagrange_solution(law):
+    # minimise N D on E + A/N^alpha + B/D^beta = L*: alpha A / N^alpha = beta B / D^beta.
+    p = iso_metric_profile(law, improvement=0.02)
+    q = law.params_
+    gap = p.target - q["E"]
+    x = q["beta"] * gap / (q["alpha"] + q["beta"])
+    n_star = (q["A"] / x) ** (1 / q["alpha"])
+    d_star = (q["B"] / (gap - x)) ** (1 / q["beta"])
+    assert p.cheapest["n"] == pytest.approx(n_star, rel=1e-6)
+    assert p.cheapest["d"] == pytest.approx(d_star, rel=1e-6)
+
+
+def test_targets_beyond_the_floor_are_refused(law):
+    with pytest.raises(UserError, match="beyond the law's floor"):
+        iso_metric_profile(law, target=law.params_["E"] * 0.99)
+    table = cost_table(law, (0.01, 0.5))
+    assert table["flops_multiple"].iloc[0] > 1
+    assert "floor" in table["note"].iloc[1]
+    assert np.isnan(solve_d(law, np.array([1e3]), law.params_["E"] * 1.01))[0]
+
+
+def test_cost_grows_faster_than_the_improvement(law):
+    table = cost_table(law)
+    assert np.all(np.diff(table["flops_multiple"]) > 0)
+    assert table["flops_multiple"].iloc[-1] > 10 * table["flops_multiple"].iloc[0]
+
+
+def test_cli_optimal_profile_cost(tmp_path):
+    curves = tmp_path / "curves.csv"
+    example_curves(params=HOFFMANN, noise=0.001).to_csv(curves, index=False)
+
+    def run(*args, rc=0):
+        proc = subprocess.run([sys.executable, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == rc, proc.stderr
+        return proc
+
+    out = json.loads(run("optimal", str(curves), "--bootstrap", "10", "--json").stdout)
+    assert {r["method"] for r in out["exponents"]} == {"envelope", "isoflop", "parametric"}
+    fit = tmp_path / "fit.json"
+    obs = tmp_path / "obs.csv"
+    example_observations().to_csv(obs, index=False)
+    run("fit", str(obs), "-o", str(fit))
+    prof = json.loads(run("profile", str(fit), "--improvement", "0.01", "--json").stdout)
+    assert prof["multipliers"]["flops"] > 1
+    assert "cost of improvement" in run("cost", str(fit)).stdout
+    assert "beyond the law's floor" in run("profile", str(fit), "--target", "0.5", rc=2).stderr
+    single = tmp_path / "one.csv"
+    example_curves(params=HOFFMANN, model_sizes=np.array([1e8]), run_lengths=(1.0,)).to_csv(single, index=False)
+    assert "one run" in run("optimal", str(single), rc=2).stderr
