@@ -18,9 +18,13 @@ except ImportError:  # numba is a dependency; the numpy path remains for platfor
 LOSS_CODES = {"mse": 0, "huber": 1, "asymmetric": 2}
 
 
-def _affine_lse_model(theta, features, ly, weights, kind, delta, over_weight, obj, grad, gn):  # pragma: no cover
+def _affine_lse_model(
+    theta, pair_t, pair_p, values, ly, weights, kind, delta, over_weight, obj, grad, gn
+):  # pragma: no cover
+    # The features are given sparsely: pair k says term pair_t[k] has parameter pair_p[k] with values[k, :].
     n_batch, n_par = theta.shape
-    n_terms, _, n_pts = features.shape
+    n_pairs, n_pts = values.shape
+    n_terms = pair_t.max() + 1
     shared = weights.shape[0] == 1
     for b in numba.prange(n_batch):
         wrow = weights[0] if shared else weights[b]
@@ -33,13 +37,13 @@ def _affine_lse_model(theta, features, ly, weights, kind, delta, over_weight, ob
             w = wrow[i]
             if w == 0.0:
                 continue
+            for t in range(n_terms):
+                terms[t] = 0.0
+            for k in range(n_pairs):
+                terms[pair_t[k]] += theta[b, pair_p[k]] * values[k, i]
             top = -np.inf
             for t in range(n_terms):
-                s = 0.0
-                for p in range(n_par):
-                    s += theta[b, p] * features[t, p, i]
-                terms[t] = s
-                top = max(top, s)
+                top = max(top, terms[t])
             total = 0.0
             for t in range(n_terms):
                 terms[t] = math.exp(terms[t] - top)
@@ -56,10 +60,9 @@ def _affine_lse_model(theta, features, ly, weights, kind, delta, over_weight, ob
                 if kind == 2 and r > 0:
                     value, psi, curv = value * over_weight, psi * over_weight, curv * over_weight
             for p in range(n_par):
-                s = 0.0
-                for t in range(n_terms):
-                    s += terms[t] * features[t, p, i]
-                jac[p] = s / total
+                jac[p] = 0.0
+            for k in range(n_pairs):
+                jac[pair_p[k]] += terms[pair_t[k]] * values[k, i] / total
             acc_obj += w * value
             wpsi, wcurv = w * psi, w * curv
             for p in range(n_par):
@@ -77,8 +80,17 @@ def _affine_lse_model(theta, features, ly, weights, kind, delta, over_weight, ob
 _compiled = None
 
 
-def affine_lse_model(theta, features, ly, weights, loss):
-    """Objective (B,), gradient (B, P) and Gauss-Newton matrix (B, P, P); None when numba is missing."""
+def sparse_features(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(term index, parameter index, values (K, n)) of the feature rows that are not all zero."""
+    pair_t, pair_p = np.nonzero(np.any(features != 0, axis=2))
+    return pair_t, pair_p, np.ascontiguousarray(features[pair_t, pair_p], dtype=float)
+
+
+def affine_lse_model(theta, sparse, ly, weights, loss):
+    """Objective (B,), gradient (B, P) and Gauss-Newton matrix (B, P, P); None when numba is missing.
+
+    `sparse` is `sparse_features(features)` of the form's (T, P, n) features.
+    """
     global _compiled
     if numba is None:
         return None
@@ -89,7 +101,7 @@ def affine_lse_model(theta, features, ly, weights, loss):
     w = np.ascontiguousarray(np.atleast_2d(weights), dtype=float)
     _compiled(
         np.ascontiguousarray(theta, dtype=float),
-        features,
+        *sparse,
         ly,
         w,
         LOSS_CODES[loss.kind],

@@ -45,7 +45,8 @@ def _evaluator(form: Form, lx: np.ndarray, ly: np.ndarray, loss: Loss, compiled:
         features = np.ascontiguousarray(form.features(lx), dtype=float)
         if compiled and kernels.numba is not None:
             ly_c = np.ascontiguousarray(ly, dtype=float)
-            return lambda theta, weights: kernels.affine_lse_model(theta, features, ly_c, weights, loss)
+            sparse = kernels.sparse_features(features)
+            return lambda theta, weights: kernels.affine_lse_model(theta, sparse, ly_c, weights, loss)
         return _affine_evaluator(features, ly, loss)
 
     def evaluate(theta: np.ndarray, weights: np.ndarray):
