@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from scalinglab.cli import demo_cmd, fit_cmd, optimal_cmd
+from scalinglab.cli import demo_cmd, fit_cmd, optimal_cmd, study_cmd
 from scalinglab.errors import UserError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("optimal")(optimal_cmd.optimal)
 app.command("profile")(optimal_cmd.profile)
 app.command("cost")(optimal_cmd.cost)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(study_cmd.app, name="study")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1,0 +1,86 @@
+"""`scalinglab study run|resume|status|export`: run a scaling sweep and get its observations out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from scalinglab.cli.render import console
+
+app = typer.Typer(
+    help="Run a scaling study (a grid of model x data scales) and export its observations.", no_args_is_help=True
+)
+Opt = typer.Option
+
+
+def _summary(counts: dict[str, int], directory: Path) -> None:
+    text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    console.print(f"study {directory}: {text}")
+
+
+@app.command("run")
+def run(
+    config_file: Annotated[Path, typer.Argument(help="study config (YAML)")],
+    output: Annotated[Path | None, Opt("-o", "--output", help="study directory [study-<name>]")] = None,
+    executor: Annotated[str, Opt(help="local or ray")] = "local",
+    workers: Annotated[int, Opt(help="local worker processes")] = 1,
+    address: Annotated[str | None, Opt(help="Ray cluster address (default: start a local Ray)")] = None,
+) -> None:
+    """Train every cell of the study's grid; a second run on the same directory resumes it."""
+    from scalinglab.study.config import load_config
+    from scalinglab.study.runner import execute
+    from scalinglab.study.store import Store
+
+    config = load_config(config_file)
+    directory = output or Path(f"study-{config.name}")
+    store = Store.create(directory, config)
+    _summary(execute(store, executor, workers, address), directory)
+
+
+@app.command("resume")
+def resume(
+    directory: Annotated[Path, typer.Argument(help="study directory")],
+    executor: Annotated[str, Opt(help="local or ray")] = "local",
+    workers: Annotated[int, Opt(help="local worker processes")] = 1,
+    address: Annotated[str | None, Opt(help="Ray cluster address")] = None,
+    retry_failed: Annotated[bool, Opt(help="also train the runs that failed")] = False,
+) -> None:
+    """Continue an interrupted study: finished runs are kept, interrupted ones continue from their checkpoint."""
+    from scalinglab.study.runner import execute
+    from scalinglab.study.store import Store
+
+    store = Store.open(directory)
+    _summary(execute(store, executor, workers, address, retry_failed), directory)
+
+
+@app.command("status")
+def status(directory: Annotated[Path, typer.Argument(help="study directory")]) -> None:
+    """Each run's status, size and error."""
+    from scalinglab.study.store import Store
+
+    runs = Store.open(directory).runs()
+    table = Table(title=f"study {directory}", title_justify="left")
+    for col in ("run_id", "status", "n_params", "dataset_size", "attempts", "error"):
+        table.add_column(col)
+    for row in runs.itertuples():
+        params = "" if row.n_params is None or row.n_params != row.n_params else f"{int(row.n_params):,}"
+        size = "" if row.dataset_size is None or row.dataset_size != row.dataset_size else f"{int(row.dataset_size):,}"
+        table.add_row(row.run_id, row.status, params, size, str(row.attempts), row.error or "")
+    console.print(table)
+    _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
+
+
+@app.command("export")
+def export(
+    directory: Annotated[Path, typer.Argument(help="study directory")],
+    output: Annotated[Path, Opt("-o", "--output", help="observations file (.csv or .parquet)")],
+) -> None:
+    """Write the observations table that `scalinglab fit` and `scalinglab optimal` read as they are."""
+    from scalinglab.study.runner import export as export_table
+    from scalinglab.study.store import Store
+
+    rows = export_table(Store.open(directory), output)
+    console.print(f"{rows} observations written to {output}")

@@ -1,0 +1,1 @@
+"""Running scaling studies: config, training loop, store, executors."""

@@ -1,0 +1,138 @@
+"""The study config: a YAML file validated completely before anything trains.
+
+Errors name the key and, where there is a fixed choice, the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scalinglab.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class ScheduleConfig(Strict):
+    """cosine: warmup then cosine decay over the run's own length; wsd: warmup-stable-decay."""
+
+    kind: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    decay_fraction: float = Field(0.2, gt=0, le=1)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class BudgetConfig(Strict):
+    steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BudgetConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' or 'epochs'")
+        return self
+
+    def total_steps(self, dataset_size: int, batch_size: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * dataset_size / batch_size))
+
+
+def _multiplier(value: Any) -> float:
+    """1, 2.5, '4X' or '4x' -> a positive float."""
+    if isinstance(value, str):
+        text = value.strip().rstrip("Xx")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a multiplier such as 4 or '4X'") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{value!r} is not a positive multiplier")
+    return float(value)
+
+
+class StudyConfig(Strict):
+    name: str = "study"
+    task: str
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    model_scales: list[float] = Field(min_length=1)
+    scale_by: Literal["width", "depth", "both"] = "width"
+    data_scales: list[float] = Field(min_length=1)
+    budget: BudgetConfig
+    batch_size: int = Field(gt=0)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    eval_every: int = Field(gt=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+    @field_validator("model_scales", "data_scales", mode="before")
+    @classmethod
+    def _scales(cls, values: Any) -> list[float]:
+        if not isinstance(values, list):
+            raise ValueError("must be a list of multipliers, e.g. [1, 2, 4] or ['1X', '2X']")
+        scales = [_multiplier(v) for v in values]
+        if len(set(scales)) != len(scales):
+            raise ValueError("lists a scale twice")
+        return scales
+
+    def digest(self) -> str:
+        """A stable hash of the config, to tell whether a study directory holds this study."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"key '{key}': {message}"
+
+
+def parse_config(data: Any, source: str = "config") -> StudyConfig:
+    """Validate a config mapping, including the task's own options; a UserError names the first bad key."""
+    from scalinglab.tasks import get_task_class
+
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: the config must be a mapping of keys to values")
+    try:
+        config = StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{source}: {_describe(exc.errors()[0])}") from None
+    task_class = get_task_class(config.task, source)
+    try:
+        task_class.Options.model_validate(config.task_options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        first = {**first, "loc": ("task_options", *first["loc"])}
+        raise UserError(f"{source}: {_describe(first)}") from None
+    return config
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"{path}: not valid YAML{where}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,190 @@
+"""The study store: one SQLite database per study directory (WAL, one transaction per record).
+
+It holds the config, the runs with their status, and the observations. Only the driver writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from scalinglab.errors import UserError
+from scalinglab.study.config import StudyConfig, parse_config
+from scalinglab.study.train import RunResult, RunSpec
+
+DB_NAME = "study.sqlite"
+OBS_COLUMNS = (
+    "run_id",
+    "n_params",
+    "n_params_nonembed",
+    "dataset_size",
+    "samples_seen",
+    "steps",
+    "flops",
+    "metric",
+    "split",
+    "value",
+    "higher_is_better",
+    "wall_time",
+    "model_scale",
+    "data_scale",
+    "seed",
+)
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, model_scale REAL, data_scale REAL, seed INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0, resumed_from_step INTEGER,
+    n_params INTEGER, n_params_nonembed INTEGER, dataset_size INTEGER, flops_per_step REAL,
+    started REAL, finished REAL
+);
+CREATE TABLE IF NOT EXISTS observations (
+    {", ".join(OBS_COLUMNS)},
+    UNIQUE (run_id, steps, metric, split)
+);
+"""
+
+
+def run_id_for(model_scale: float, data_scale: float, seed: int) -> str:
+    return f"m{model_scale:g}-d{data_scale:g}-s{seed}"
+
+
+def plan_runs(config: StudyConfig) -> list[RunSpec]:
+    """Every cell of the grid: model scales x data scales x seeds."""
+    return [
+        RunSpec(run_id_for(m, d, s), m, d, s)
+        for m in config.model_scales
+        for d in config.data_scales
+        for s in config.seeds
+    ]
+
+
+class Store:
+    """The database of one study directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / DB_NAME
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    @classmethod
+    def create(cls, directory: str | Path, config: StudyConfig) -> Store:
+        """Open or create the store for `config`; refuse a directory that holds a different study."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        store = cls(directory)
+        held = store.meta("config_digest")
+        if held is not None and held != config.digest():
+            store.close()
+            raise UserError(
+                f"{directory}: holds a different study (config digest {held}, this config {config.digest()}); "
+                "choose another directory or `scalinglab study resume` it"
+            )
+        if held is None:
+            with store.transaction():
+                store.conn.execute(
+                    "INSERT INTO meta VALUES ('config', ?)", (json.dumps(config.model_dump(mode="json")),)
+                )
+                store.conn.execute("INSERT INTO meta VALUES ('config_digest', ?)", (config.digest(),))
+                store.conn.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+                store.conn.executemany(
+                    "INSERT INTO runs (run_id, model_scale, data_scale, seed, status) VALUES (?, ?, ?, ?, 'pending')",
+                    [(r.run_id, r.model_scale, r.data_scale, r.seed) for r in plan_runs(config)],
+                )
+        return store
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Store:
+        directory = Path(directory)
+        if not (directory / DB_NAME).is_file():
+            raise UserError(f"{directory}: not a study directory (no {DB_NAME})")
+        return cls(directory)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self):
+        return _Transaction(self.conn)
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def config(self) -> StudyConfig:
+        return parse_config(json.loads(self.meta("config")), str(self.path))
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY rowid", self.conn)
+
+    def runs_to_do(self, retry_failed: bool = False) -> list[RunSpec]:
+        states = ("pending", "running", "failed") if retry_failed else ("pending", "running")
+        marks = ", ".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT run_id, model_scale, data_scale, seed FROM runs WHERE status IN ({marks}) ORDER BY rowid", states
+        ).fetchall()
+        return [RunSpec(*row) for row in rows]
+
+    def mark_running(self, run_id: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, started = ?, error = NULL "
+                "WHERE run_id = ?",
+                (time.time(), run_id),
+            )
+
+    def mark_failed(self, run_id: str, error: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished = ? WHERE run_id = ?",
+                (error, time.time(), run_id),
+            )
+
+    def record_done(self, result: RunResult) -> None:
+        """The run's observations and its 'done' status, in one transaction: all or nothing."""
+        with self.transaction():
+            status = self.conn.execute("SELECT status FROM runs WHERE run_id = ?", (result.run_id,)).fetchone()
+            if status is not None and status[0] == "done":
+                return  # a retried task that finished twice is recorded once
+            self.conn.execute("DELETE FROM observations WHERE run_id = ?", (result.run_id,))
+            self.conn.executemany(
+                f"INSERT INTO observations ({', '.join(OBS_COLUMNS)}) VALUES ({', '.join('?' * len(OBS_COLUMNS))})",
+                [tuple(row[c] for c in OBS_COLUMNS) for row in result.rows],
+            )
+            self.conn.execute(
+                "UPDATE runs SET status = 'done', error = NULL, finished = ?, resumed_from_step = ?, n_params = ?, "
+                "n_params_nonembed = ?, dataset_size = ?, flops_per_step = ? WHERE run_id = ?",
+                (
+                    time.time(),
+                    result.resumed_from_step,
+                    result.n_params,
+                    result.n_params_nonembed,
+                    result.dataset_size,
+                    result.flops_per_step,
+                    result.run_id,
+                ),
+            )
+
+    def observations(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            f"SELECT {', '.join(OBS_COLUMNS)} FROM observations ORDER BY run_id, steps, split, metric", self.conn
+        )
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")

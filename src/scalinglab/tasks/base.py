@@ -1,0 +1,56 @@
+"""The task interface the study runner trains through; the runner knows nothing else about a task.
+
+A task builds data for a data scale and a model for a model scale, computes the training loss of a
+batch and the eval metrics of a model (each metric declares whether higher is better).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+
+class TaskOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class TaskData:
+    train: Any  # whatever `batch` can index
+    eval: Any
+    dataset_size: int  # D: distinct training samples
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    metrics: ClassVar[dict[str, bool]]  # eval metric -> higher is better ("loss" is always lower-is-better)
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options = self.Options.model_validate(options or {})
+
+    @abstractmethod
+    def build_data(self, data_scale: float, seed: int) -> TaskData: ...
+
+    @abstractmethod
+    def build_model(self, model_scale: float, scale_by: str) -> nn.Module: ...
+
+    @abstractmethod
+    def batch(self, data: Any, indices: torch.Tensor, device: torch.device) -> Any:
+        """The batch of the given sample indices, on `device`."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
+        """Eval metrics, including "loss" (the training objective on eval data)."""
+
+    def embedding_parameters(self, model: nn.Module) -> int:
+        """Parameters in embedding tables (excluded from the non-embedding count)."""
+        return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))

@@ -1,0 +1,255 @@
+"""The study runner: config validation, the training loop, the store, resume after SIGKILL, executors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from scalinglab import ScalingLaw
+from scalinglab.errors import UserError
+from scalinglab.study.config import ScheduleConfig, load_config, parse_config
+from scalinglab.study.runner import execute, export
+from scalinglab.study.schedule import lr_factor
+from scalinglab.study.store import Store
+from scalinglab.study.train import RunSpec, measure_step_flops, sample_indices, train_run
+from scalinglab.tasks.toy import ToyTask
+
+BASE = {
+    "name": "t",
+    "task": "toy",
+    "task_options": {"base_samples": 128, "eval_samples": 128},
+    "model_scales": ["1X", "4X"],
+    "scale_by": "width",
+    "data_scales": [1, 2],
+    "budget": {"steps": 24},
+    "batch_size": 32,
+    "optimizer": {"name": "adamw", "lr": 0.003},
+    "schedule": {"kind": "cosine", "warmup_steps": 2},
+    "eval_every": 8,
+}
+
+
+def config(**overrides):
+    return parse_config({**BASE, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"scale_by": "height"}, "key 'scale_by': Input should be 'width', 'depth' or 'both'"),
+        ({"device": "tpu"}, "key 'device': Input should be 'cpu', 'cuda' or 'auto'"),
+        ({"model_scales": ["2Y"]}, "key 'model_scales': '2Y' is not a multiplier"),
+        ({"data_scales": [0.5, -1]}, "key 'data_scales'"),
+        ({"budget": {"steps": 10, "epochs": 2}}, "key 'budget': give exactly one of 'steps' or 'epochs'"),
+        ({"learning_rate": 0.1}, "key 'learning_rate': unknown key"),
+        ({"task": "chess"}, "key 'task': unknown task 'chess'; choose one of: toy"),
+        ({"task_options": {"base_samples": 0}}, "key 'task_options.base_samples'"),
+        ({"schedule": {"kind": "step"}}, "key 'schedule.kind': Input should be 'cosine', 'wsd' or 'constant'"),
+    ],
+)
+def test_config_errors_name_the_key_and_allowed_values(overrides, needle):
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        config(**overrides)
+
+
+def test_config_from_yaml(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    assert load_config(path).model_scales == [1.0, 4.0]
+    path.write_text("task: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(path)
+    path.write_text("!!python/object/apply:os.system ['true']")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(path)  # loaded safely: no object construction
+
+
+def test_schedules():
+    cosine = ScheduleConfig(kind="cosine", warmup_steps=10)
+    assert lr_factor(0, 100, cosine) == pytest.approx(0.1)
+    assert lr_factor(10, 100, cosine) == pytest.approx(1.0)
+    assert lr_factor(55, 100, cosine) == pytest.approx(0.5)
+    assert lr_factor(100, 100, cosine) == pytest.approx(0.0, abs=1e-12)
+    wsd = ScheduleConfig(kind="wsd", decay_fraction=0.2)
+    assert [lr_factor(s, 100, wsd) for s in (0, 79)] == [1.0, 1.0]
+    assert lr_factor(99, 100, wsd) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(89, 100, wsd) == pytest.approx(0.5)
+
+
+def test_batches_are_epoch_permutations_and_reproducible():
+    steps = [sample_indices(s, 10, 40, seed=3) for s in range(8)]
+    epoch0, epoch1 = torch.cat(steps[:4]), torch.cat(steps[4:])
+    assert sorted(epoch0.tolist()) == list(range(40)) == sorted(epoch1.tolist())
+    assert not torch.equal(epoch0, epoch1)
+    assert torch.equal(sample_indices(5, 10, 40, seed=3), steps[5])
+
+
+def test_flop_counter_matches_the_matmul_count():
+    task = ToyTask({})
+    model = task.build_model(4, "width")
+    batch = task.batch(task.build_data(1, 0).train, torch.arange(64), torch.device("cpu"))
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    weights = sum(m.in_features * m.out_features for m in linears)
+    # forward 2BW, weight gradients 2BW, input gradients 2BW except the first layer's (inputs need no grad)
+    expected = 6 * 64 * weights - 2 * 64 * linears[0].in_features * linears[0].out_features
+    assert measure_step_flops(task, model, batch) == expected
+
+
+@pytest.mark.parametrize("scale_by", ["width", "depth", "both"])
+def test_model_family_grows_with_scale(scale_by):
+    task = ToyTask({})
+    counts = [sum(p.numel() for p in task.build_model(s, scale_by).parameters()) for s in (1, 4, 16)]
+    assert counts[0] < counts[1] < counts[2]
+    assert 2 < counts[2] / counts[1] < 8  # about 4x per 4x of scale
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    cfg = config()
+    spec = RunSpec("m4-d1-s0", 4.0, 1.0, 0)
+    full = train_run(cfg, spec, tmp_path / "a")
+
+    def stop_at_12(run_id, step, total, loss):
+        if step == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, spec, tmp_path / "b", stop_at_12)
+    resumed = train_run(cfg, spec, tmp_path / "b")
+    assert resumed.resumed_from_step == 8  # the last checkpoint before the interruption
+    strip = [{k: v for k, v in row.items() if k != "wall_time"} for row in resumed.rows]
+    assert strip == [{k: v for k, v in row.items() if k != "wall_time"} for row in full.rows]
+    evals = [r for r in full.rows if r["metric"] == "loss" and r["split"] == "eval"]
+    assert [r["steps"] for r in evals] == [8, 16, 24]
+    assert evals[-1]["flops"] == 24 * full.flops_per_step
+    assert evals[-1]["samples_seen"] == 24 * 32
+
+
+def test_sweep_export_and_fit(tmp_path):
+    store = Store.create(tmp_path / "s", config())
+    counts = execute(store)
+    assert counts == {"done": 4}
+    obs = store.observations()
+    assert set(obs["metric"]) == {"loss", "mae", "r2"}
+    assert not obs.duplicated(["run_id", "steps", "metric", "split"]).any()
+    assert set(obs.loc[obs.metric == "r2", "higher_is_better"]) == {1}
+    path = tmp_path / "obs.parquet"
+    assert export(store, path) == len(obs)
+    law = ScalingLaw(form="power", bootstrap=0).fit(pd.read_parquet(path), {"x": "flops"}, metric="loss", split="eval")
+    assert np.isfinite(law.params_["alpha"])
+
+
+def test_a_different_config_is_refused(tmp_path):
+    Store.create(tmp_path / "s", config()).close()
+    Store.create(tmp_path / "s", config()).close()  # the same config: fine, it resumes
+    with pytest.raises(UserError, match="holds a different study"):
+        Store.create(tmp_path / "s", config(batch_size=16))
+
+
+class _Broken(ToyTask):
+    name = "broken"
+
+    def build_model(self, model_scale, scale_by):
+        if model_scale > 2:
+            raise ValueError("no model this big")
+        return super().build_model(model_scale, scale_by)
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import scalinglab.tasks as tasks
+
+    monkeypatch.setattr(tasks, "_registry", lambda: {"toy": ToyTask, "broken": _Broken})
+    store = Store.create(tmp_path / "s", config(task="broken"))
+    assert execute(store) == {"done": 2, "failed": 2}
+    runs = store.runs().set_index("run_id")
+    assert "ValueError: no model this big" in runs.loc["m4-d1-s0", "error"]
+    assert runs.loc["m1-d2-s0", "status"] == "done"
+
+
+def test_worker_processes_give_the_same_observations(tmp_path):
+    one = Store.create(tmp_path / "one", config())
+    execute(one)
+    two = Store.create(tmp_path / "two", config())
+    assert execute(two, workers=2) == {"done": 4}
+    a, b = one.observations(), two.observations()
+    pd.testing.assert_frame_equal(a.drop(columns="wall_time"), b.drop(columns="wall_time"))
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "scalinglab", *args], **kw)
+
+
+def test_sigkill_then_resume_keeps_every_run_exactly_once(tmp_path):
+    cfg = {**BASE, "model_scales": [1, 2, 4, 8], "data_scales": [1, 2, 4], "budget": {"steps": 200}, "eval_every": 20}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    directory = tmp_path / "study"
+    proc = _cli("study", "run", str(path), "-o", str(directory), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = directory / "study.sqlite"
+    deadline = time.time() + 240
+    victim = None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.2)
+        if not db.exists():
+            continue
+        with sqlite3.connect(db) as conn:
+            done = conn.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+            running = conn.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()
+        for (run_id,) in running:
+            if done >= 1 and (directory / "runs" / run_id / "checkpoint.pt").exists():
+                victim = run_id
+    assert victim is not None, "the sweep never reached a finished run plus a checkpointed one"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as conn:
+        before = dict(conn.execute("SELECT run_id, finished FROM runs WHERE status = 'done'").fetchall())
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    resume = _cli("study", "resume", str(directory), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = resume.communicate(timeout=300)
+    assert resume.returncode == 0, err
+    store = Store.open(directory)
+    runs = store.runs().set_index("run_id")
+    assert (runs["status"] == "done").all()
+    for run_id, finished in before.items():  # finished runs were not trained again
+        assert runs.loc[run_id, "finished"] == finished
+        assert runs.loc[run_id, "attempts"] == 1
+    assert runs.loc[victim, "attempts"] == 2
+    assert runs.loc[victim, "resumed_from_step"] > 0  # continued from its checkpoint
+    obs = store.observations()
+    assert not obs.duplicated(["run_id", "steps", "metric", "split"]).any()
+    per_run = obs[(obs.metric == "loss") & (obs.split == "eval")].groupby("run_id")["steps"].apply(list)
+    assert all(steps == list(range(20, 201, 20)) for steps in per_run)
+    assert len(per_run) == 12
+
+
+def test_cli_errors_and_status(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**BASE, "scale_by": "height"}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalinglab", "study", "run", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"error: {bad}: key 'scale_by'")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalinglab", "study", "status", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "not a study directory" in proc.stderr
+
+
+ray = pytest.importorskip("ray")
+
+
+def test_ray_executor_on_a_real_local_instance(tmp_path):
+    store = Store.create(tmp_path / "s", config(model_scales=[1], data_scales=[1, 2]))
+    assert execute(store, executor="ray") == {"done": 2}
+    assert len(store.observations()) > 0
