@@ -6,6 +6,7 @@ of its rows exactly once; the driver writes them when the run is done.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from scalinglab.study.schedule import lr_factor
 from scalinglab.tasks import build_task
 from scalinglab.tasks.base import Task
 
+PROGRESS_EVERY = 10  # steps between progress reports of the training loss
 ProgressFn = Callable[[str, int, int, float], None]  # run_id, step, total steps, train loss
 
 
@@ -55,12 +57,18 @@ def sample_indices(step: int, batch_size: int, dataset_size: int, seed: int) -> 
     A pure function of the step, so a resumed run sees exactly the batches it would have seen.
     """
     start = step * batch_size
-    out = []
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), dataset_size)
-        perm = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
-    return torch.tensor(out)
+    parts, have = [], 0
+    while have < batch_size:
+        epoch, offset = divmod(start + have, dataset_size)
+        part = _epoch_permutation(dataset_size, seed, epoch)[offset : offset + batch_size - have]
+        parts.append(part)
+        have += part.numel()
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(dataset_size: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def measure_step_flops(task: Task, model: torch.nn.Module, batch) -> float:
@@ -125,7 +133,8 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, progress: Progr
         "data_scale": spec.data_scale,
         "seed": spec.seed,
     }
-    window, started = [], time.perf_counter() - elapsed
+    window_sum, window_count, last_loss = torch.zeros((), device=device), 0, float("nan")
+    started = time.perf_counter() - elapsed
     model.train()
     while step < total:
         with autocast:
@@ -135,10 +144,14 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, progress: Progr
         optimizer.step()
         scheduler.step()
         step += 1
-        window.append(loss.item())
+        window_sum += loss.detach().float()
+        window_count += 1
+        evaluating = step % config.eval_every == 0 or step == total
         if progress is not None:
-            progress(spec.run_id, step, total, window[-1])
-        if step % config.eval_every == 0 or step == total:
+            if evaluating or step % PROGRESS_EVERY == 0:  # .item() waits for the device: not every step
+                last_loss = loss.item()
+            progress(spec.run_id, step, total, last_loss)
+        if evaluating:
             model.eval()
             with autocast:
                 metrics = task.evaluate(model, data.eval, device)
@@ -155,7 +168,7 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, progress: Progr
                     **point,
                     "metric": "loss",
                     "split": "train",
-                    "value": sum(window) / len(window),
+                    "value": window_sum.item() / window_count,
                     "higher_is_better": False,
                 }
             )
@@ -169,7 +182,8 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, progress: Progr
                 }
                 for name, value in metrics.items()
             ]
-            window = []
+            window_sum.zero_()
+            window_count = 0
             _save(
                 ckpt_path,
                 {
