@@ -64,6 +64,7 @@ class FitData:
     groups: np.ndarray | None
     source: str
     warnings: list[str] = field(default_factory=list)
+    rows: np.ndarray | None = None  # each point's row in the table it was selected from
 
     @property
     def n_points(self) -> int:
@@ -198,6 +199,7 @@ def select_fit_data(
         )
         raise UserError(f"{where(source, row, is_csv)}, column '{y_col}': {v:g} {why}")
     groups = frame[run_col].astype(str).to_numpy() if run_col else None
+    rows = frame["_row"].to_numpy()
 
     key = pd.DataFrame({**values, "y": target})
     if groups is not None:
@@ -211,7 +213,7 @@ def select_fit_data(
         if on_duplicate == "drop":
             keep = ~dup
             values = {k: v[keep] for k, v in values.items()}
-            target, groups = target[keep], (groups[keep] if groups is not None else None)
+            target, groups, rows = target[keep], (groups[keep] if groups is not None else None), rows[keep]
             notes.append(
                 f"dropped {count} duplicate row(s) (same inputs and '{y_col}', first at row {first + 1}); "
                 "kept the first of each"
@@ -235,4 +237,5 @@ def select_fit_data(
         groups=groups,
         source=source,
         warnings=notes,
+        rows=rows,
     )

@@ -117,6 +117,11 @@ def minimize(
     A problem stops when its projected gradient is below `gtol` relative to its objective, when
     an accepted step lowers the objective by less than `ftol` relative, or when no step helps.
     """
+    with np.errstate(all="ignore"):  # non-finite trials are expected far from the optimum; _checked rejects them
+        return _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol)
+
+
+def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol) -> BatchResult:
     lower, upper = form.lower, form.upper
     theta = np.clip(np.array(theta0, dtype=float, copy=True), lower, upper)
     n_batch, n_par = theta.shape

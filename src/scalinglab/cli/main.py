@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from scalinglab.cli import demo_cmd, fit_cmd, optimal_cmd, study_cmd
+from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, optimal_cmd, study_cmd
 from scalinglab.errors import UserError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("forms")(fit_cmd.forms)
 app.command("optimal")(optimal_cmd.optimal)
 app.command("profile")(optimal_cmd.profile)
 app.command("cost")(optimal_cmd.cost)
+app.command("backtest")(backtest_cmd.backtest)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(study_cmd.app, name="study")
 

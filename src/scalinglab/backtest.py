@@ -1,0 +1,179 @@
+"""Backtesting: would a law fitted on the small scales have predicted the held-out larger ones?
+
+Fits each form on the points that are kept, predicts the held-out ones, and scores the forms by
+RMSLE, relative error, coverage of bootstrap prediction intervals and their agreement in order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from scalinglab.errors import UserError
+from scalinglab.forms import get_form
+from scalinglab.law import ScalingLaw
+from scalinglab.observations import FitData
+
+_COLUMN_RULE = re.compile(r"^\s*(?P<column>[^<>=]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>[^<>=]+)\s*$")
+
+
+def holdout_mask(spec: str, data: FitData, table: pd.DataFrame | None = None) -> np.ndarray:
+    """Which points are held out: `largest:K`, `frac:F` (the largest by scale) or `COLUMN>VALUE`.
+
+    The scale of a point is the product of its inputs (N D for a law in N and D, x for one variable);
+    ties at the boundary are held out together, so the split never depends on row order.
+    A `COLUMN>VALUE` rule reads the column from `table`, at the rows the points were selected from.
+    """
+    n = data.n_points
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in ("largest", "frac"):
+        scale = np.prod(data.inputs, axis=0)
+        try:
+            count = int(arg) if kind == "largest" else math.ceil(float(arg) * n)
+        except ValueError:
+            raise UserError(f"--holdout {spec}: '{arg}' is not a number") from None
+        if kind == "frac" and not 0 < float(arg) < 1:
+            raise UserError(f"--holdout {spec}: the fraction must be between 0 and 1")
+        if not 1 <= count < n:
+            raise UserError(f"--holdout {spec}: holds out {count} of {n} points; keep at least one and hold out one")
+        threshold = np.sort(scale)[n - count]
+        return scale >= threshold
+    match = _COLUMN_RULE.match(spec)
+    if match is None:
+        raise UserError(f"--holdout '{spec}': use largest:K, frac:F or COLUMN>VALUE (also >=, <, <=)")
+    column, op, value = match["column"], match["op"], match["value"]
+    if table is None or column not in table.columns:
+        raise UserError(f"--holdout '{spec}': no column '{column}'")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise UserError(f"--holdout '{spec}': '{value}' is not a number") from None
+    picked = table[column] if data.rows is None else table[column].iloc[data.rows]
+    values = pd.to_numeric(picked, errors="coerce").to_numpy(dtype=float)
+    if values.size != n:
+        raise UserError(f"--holdout '{spec}': the table's rows do not line up with the {n} points")
+    compare = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}[op]
+    mask = compare(values, threshold)
+    if not 0 < mask.sum() < n:
+        raise UserError(f"--holdout '{spec}': holds out {int(mask.sum())} of {n} points")
+    return mask
+
+
+def _subset(data: FitData, mask: np.ndarray) -> FitData:
+    groups = None if data.groups is None else data.groups[mask]
+    rows = None if data.rows is None else data.rows[mask]
+    return FitData(data.inputs[:, mask], data.input_names, data.y[mask], groups, data.source, rows=rows)
+
+
+def _prediction_interval(law: ScalingLaw, train: FitData, inputs: np.ndarray, level: float, seed: int):
+    """Bootstrap prediction interval: refit predictions times resampled training residuals (log scale)."""
+    form = law.form_
+    lx_train, lx_test = np.log(train.inputs), np.log(inputs)
+    residuals = np.log(train.y) - form.log_predict(law.theta_[None, :], lx_train)[0]
+    with np.errstate(all="ignore"):
+        log_pred = form.log_predict(law.bootstrap_theta_, lx_test)  # (K, m)
+    rng = np.random.default_rng(seed)
+    noisy = log_pred + rng.choice(residuals, size=log_pred.shape)
+    tail = 50 * (1 - level)
+    lo, hi = np.nanpercentile(noisy, [tail, 100 - tail], axis=0)
+    return np.exp(lo), np.exp(hi)
+
+
+@dataclass
+class Backtest:
+    scores: pd.DataFrame  # one row per form
+    predictions: pd.DataFrame  # one row per held-out point: inputs, observed, <form> columns
+    agreement: pd.DataFrame  # Spearman rank correlation of the forms' predicted orderings
+    recommendation: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def backtest(
+    data: FitData,
+    mask: np.ndarray,
+    forms: list[str],
+    bootstrap: int = 100,
+    seed: int = 0,
+    level: float = 0.9,
+    **law_options,
+) -> Backtest:
+    """Fit every form on the kept points, predict the held-out ones, score and compare the forms."""
+    train, test = _subset(data, ~mask), _subset(data, mask)
+    rows, preds, intervals, warnings = [], {}, {}, []
+    for name in forms:
+        form = get_form(name)
+        if form.inputs != data.input_names:
+            raise UserError(
+                f"form '{name}' is a law in {', '.join(form.inputs)}, the data give {', '.join(data.input_names)}"
+            )
+        if train.n_points < form.n_params:
+            warnings.append(f"{name}: {train.n_points} points kept, fewer than its {form.n_params} parameters; skipped")
+            continue
+        law = ScalingLaw(form=name, bootstrap=bootstrap, seed=seed, **law_options).fit(train)
+        pred = np.exp(form.log_predict(law.theta_[None, :], np.log(test.inputs))[0])
+        log_err = np.log(pred) - np.log(test.y)
+        row = {
+            "form": name,
+            "rmsle": float(np.sqrt(np.mean(log_err**2))),
+            "mean_rel_error": float(np.mean(np.abs(pred / test.y - 1))),
+            "coverage": np.nan,
+            "train_objective": law.objective_,
+        }
+        if bootstrap:
+            lo, hi = _prediction_interval(law, train, test.inputs, level, seed)
+            intervals[name] = (lo, hi)
+            row["coverage"] = float(np.mean((test.y >= lo) & (test.y <= hi)))
+        rows.append(row)
+        preds[name] = pred
+    if not rows:
+        raise UserError("no form could be fitted on the kept points")
+    scores = pd.DataFrame(rows).sort_values("rmsle", kind="stable").reset_index(drop=True)
+    scores.insert(0, "rank", np.arange(1, len(scores) + 1))
+    names = list(scores["form"])
+    agreement = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rho = spearmanr(preds[a], preds[b]).statistic if test.n_points > 2 else np.nan
+            agreement.loc[a, b] = agreement.loc[b, a] = rho
+    predictions = pd.DataFrame({name: test.inputs[i] for i, name in enumerate(data.input_names)})
+    predictions["observed"] = test.y
+    for name in names:
+        predictions[name] = preds[name]
+
+    best = scores.iloc[0]
+    reason = f"lowest RMSLE on the {test.n_points} held-out points ({best['rmsle']:.4g}"
+    if len(scores) > 1:
+        reason += f" against {scores.iloc[1]['rmsle']:.4g} for {scores.iloc[1]['form']}"
+    recommendation = f"{best['form']}: {reason})"
+    if len(names) > 1 and intervals:
+        first, second = names[0], names[1]
+        if first in intervals and second in intervals:
+            (lo_a, hi_a), (lo_b, hi_b) = intervals[first], intervals[second]
+            apart = (hi_a < lo_b) | (hi_b < lo_a)
+            if apart.any():
+                warnings.append(
+                    f"the two best forms disagree beyond their {level:.0%} intervals at {int(apart.sum())} of "
+                    f"{test.n_points} held-out points: the data do not support extrapolating that far"
+                )
+    if not np.isnan(scores.iloc[0]["coverage"]) and scores.iloc[0]["coverage"] < 0.5:
+        warnings.append(
+            f"{best['form']}'s {level:.0%} prediction intervals cover only {best['coverage']:.0%} "
+            "of the held-out points"
+        )
+    return Backtest(scores, predictions, agreement, recommendation, warnings)
+
+
+def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options) -> str:
+    """The form that best extrapolates within the data: fit on the smaller (1 - validation) share of
+    scales, score on the largest share, no peeking beyond the data given."""
+    count = max(1, math.ceil(validation * data.n_points))
+    mask = holdout_mask(f"largest:{count}", data)
+    usable = [f for f in forms if (~mask).sum() >= get_form(f).n_params]
+    if not usable:
+        return forms[0]
+    return str(backtest(data, mask, usable, bootstrap=0, **law_options).scores.iloc[0]["form"])

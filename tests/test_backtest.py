@@ -1,0 +1,116 @@
+"""Backtesting and form selection on curves drawn from known laws."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.backtest import backtest, choose_form, holdout_mask
+from scalinglab.errors import UserError
+from scalinglab.example import example_observations
+from scalinglab.forms import get_form
+from scalinglab.observations import FitData, select_fit_data
+
+
+def one_var(form_name, truth, x, noise=0.002, seed=0):
+    form = get_form(form_name)
+    lx = np.log(x)[None, :]
+    y = np.exp(form.log_predict(form.from_public(truth)[None, :], lx)[0])
+    y = y * np.exp(np.random.default_rng(seed).normal(0, noise, x.size))
+    return FitData(x[None, :], ("x",), y, None, "synthetic")
+
+
+def test_holdout_kinds_are_exact():
+    x = np.array([5.0, 1.0, 3.0, 4.0, 2.0, 4.0])
+    data = FitData(x[None, :], ("x",), np.ones(6), None, "t")
+    np.testing.assert_array_equal(holdout_mask("largest:1", data), x == 5)
+    np.testing.assert_array_equal(holdout_mask("largest:2", data), x >= 4)  # the tie at 4 is held out whole
+    np.testing.assert_array_equal(holdout_mask("frac:0.5", data), x >= 4)
+    table = pd.DataFrame({"size": x * 10})
+    np.testing.assert_array_equal(holdout_mask("size>25", data, table), x > 2.5)
+    np.testing.assert_array_equal(holdout_mask("size <= 20", data, table), x <= 2)
+    for bad in ("largest:6", "frac:1.5", "size>100", "nope>1", "middle:2"):
+        with pytest.raises(UserError):
+            holdout_mask(bad, data, table)
+
+
+def test_holdout_by_column_follows_the_selected_rows():
+    obs = example_observations()
+    both = pd.concat([obs.assign(metric="acc"), obs], ignore_index=True)  # the loss rows come second
+    data = select_fit_data(both, ("n", "d"), metric="loss", n_params=5)
+    mask = holdout_mask("n_params>1e9", data, both)
+    np.testing.assert_array_equal(mask, data.inputs[0] > 1e9)
+
+
+def test_the_true_one_variable_form_ranks_first():
+    data = one_var("power_offset", {"E": 1.5, "A": 300.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30))
+    result = backtest(data, holdout_mask("frac:0.3", data), ["power", "power_offset"], bootstrap=50)
+    assert list(result.scores["form"]) == ["power_offset", "power"]
+    best = result.scores.iloc[0]
+    assert best["rmsle"] < 0.01 and 0.0 <= best["coverage"] <= 1.0
+    assert result.recommendation.startswith("power_offset")
+    assert result.agreement.loc["power", "power"] == 1.0
+    assert result.agreement.loc["power", "power_offset"] == result.agreement.loc["power_offset", "power"]
+
+
+def test_the_true_two_variable_form_ranks_first():
+    obs = example_observations(noise=0.003)
+    data = select_fit_data(obs, ("n", "d"), n_params=5)
+    result = backtest(data, holdout_mask("largest:8", data), ["kaplan", "chinchilla"], bootstrap=0)
+    assert result.scores.iloc[0]["form"] == "chinchilla"
+
+
+def test_automatic_choice_uses_only_the_data_given():
+    data = one_var("power_offset", {"E": 1.5, "A": 300.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30))
+    assert choose_form(data, ["power", "power_offset"]) == "power_offset"
+    pure = one_var("power", {"A": 50.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30), noise=0.001)
+    assert choose_form(pure, ["power", "bnsl1"]) in ("power", "bnsl1")
+
+
+def test_m4_solves_its_implicit_law_and_recovers_parameters():
+    truth = {"eps_inf": 0.1, "gap": 0.8, "alpha": 0.7, "beta": 30.0, "c": 0.4}
+    x = np.geomspace(1e3, 1e9, 40)
+    exact = one_var("m4", truth, x, noise=0.0)
+    y = exact.y
+    lhs = (y - 0.1) / (0.9 - y) ** 0.7
+    np.testing.assert_allclose(lhs, 30.0 * x**-0.4, rtol=1e-10)
+    from scalinglab import ScalingLaw
+
+    law = ScalingLaw(form="m4").fit(one_var("m4", truth, x, noise=0.002))
+    assert law.params_["eps_inf"] == pytest.approx(0.1, rel=0.05)
+    assert law.params_["c"] == pytest.approx(0.4, abs=0.05)
+
+
+def test_cli_backtest(tmp_path):
+    path = tmp_path / "obs.csv"
+    example_observations().to_csv(path, index=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab",
+            "backtest",
+            str(path),
+            "--holdout",
+            "largest:6",
+            "--bootstrap",
+            "20",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["n_test"] == 6 and {s["form"] for s in out["scores"]} == {"chinchilla", "kaplan"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "scalinglab", "backtest", str(path), "--holdout", "largest:99"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "holds out 99 of 42" in bad.stderr
