@@ -107,3 +107,10 @@ def test_two_break_law_fits_a_double_descent_bump():
     true = form.log_predict(theta[None, :], lx)[0]
     assert np.sqrt(np.mean((fitted - true) ** 2)) < 0.01
     assert np.any(np.diff(true) > 0)  # the data do go up somewhere
+
+
+def test_recovers_m3():
+    truth = {"beta": 2.0, "c": 0.35, "gamma": 1e-7}
+    law, _, _ = _recover("m3", truth, np.geomspace(1e3, 1e10, 30)[None, :], noise=0.001)
+    assert law.params_["c"] == pytest.approx(0.35, abs=0.03)
+    assert law.params_["gamma"] == pytest.approx(1e-7, rel=0.3)

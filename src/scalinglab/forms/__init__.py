@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from scalinglab.errors import UserError
 from scalinglab.forms.base import Form, Param
-from scalinglab.forms.one_var import BNSL1, BNSL2, POWER, POWER_OFFSET
+from scalinglab.forms.one_var import BNSL1, BNSL2, M3, POWER, POWER_OFFSET
 from scalinglab.forms.saturating import SATURATING
 from scalinglab.forms.two_var import CHINCHILLA, KAPLAN
 
-FORMS: dict[str, Form] = {f.name: f for f in (CHINCHILLA, KAPLAN, POWER, POWER_OFFSET, BNSL1, BNSL2, SATURATING)}
+FORMS: dict[str, Form] = {f.name: f for f in (CHINCHILLA, KAPLAN, POWER, POWER_OFFSET, M3, SATURATING, BNSL1, BNSL2)}
 
 
 def get_form(name: str | Form) -> Form:

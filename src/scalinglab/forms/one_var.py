@@ -74,6 +74,37 @@ POWER_OFFSET = Form(
 )
 
 
+def _m3_log_predict(theta: Array, lx: Array) -> Array:
+    # log y = log beta + c log(1/x + gamma)
+    return _column(theta, 0) + _column(theta, 1) * logsumexp(
+        -lx[0] + 0 * _column(theta, 2), _column(theta, 2) + 0 * lx[0]
+    )
+
+
+def _m3_starts(lx: Array, ly: Array) -> Array:
+    mid, mid_y = float(np.median(lx[0])), float(np.median(ly))
+    rows = []
+    for c in (0.1, 0.3, 0.6, 1.0):
+        for log_gamma in -np.quantile(lx[0], [0.0, 0.5, 1.0]) + np.array([0.0, 0.0, 2.0]):
+            rows.append((mid_y - c * np.logaddexp(-mid, log_gamma), c, log_gamma))
+    return np.array(rows)
+
+
+M3 = Form(
+    name="m3",
+    formula="y = beta (1 / x + gamma)^c",
+    inputs=("x",),
+    params=(
+        Param("lbeta", -100.0, 200.0, "beta", log_scale=True),
+        Param("c", 0.0, 10.0, "c"),
+        Param("lgamma", -200.0, 50.0, "gamma", log_scale=True),
+    ),
+    log_predict=_m3_log_predict,
+    start_grid=_m3_starts,
+    description="Alabdulmohsin et al. (2022) M3: a power law in 1/x that levels off at beta gamma^c.",
+)
+
+
 def _bnsl_log_predict(theta: Array, lx: Array, breaks: int) -> Array:
     x = lx[0]
     decay = _column(theta, 1) - _column(theta, 2) * x
