@@ -9,8 +9,7 @@ import typer
 
 from scalinglab.backtest import backtest as run_backtest
 from scalinglab.backtest import holdout_mask
-from scalinglab.cli.optimal_cmd import _records, _table
-from scalinglab.cli.render import console, print_json
+from scalinglab.cli.render import console, frame_table, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.forms import get_form
 from scalinglab.observations import read_table, select_fit_data
@@ -58,7 +57,7 @@ def backtest(
                 "holdout": holdout,
                 "n_train": int((~mask).sum()),
                 "n_test": int(mask.sum()),
-                "scores": _records(result.scores),
+                "scores": records(result.scores),
                 "agreement": result.agreement.to_dict(),
                 "recommendation": result.recommendation,
                 "warnings": result.warnings,
@@ -66,8 +65,10 @@ def backtest(
         )
         return
     console.print(f"kept {int((~mask).sum())} points, held out {int(mask.sum())} ({holdout})")
-    console.print(_table(result.scores, "forms ranked by RMSLE on the held-out points"))
-    console.print(_table(result.agreement.reset_index(names="form"), "Spearman correlation of predicted orderings"))
+    console.print(frame_table(result.scores, "forms ranked by RMSLE on the held-out points"))
+    console.print(
+        frame_table(result.agreement.reset_index(names="form"), "Spearman correlation of predicted orderings")
+    )
     console.print(f"recommended: {result.recommendation}", markup=False, highlight=False)
     for message in result.warnings:
         console.print(f"warning: {message}", markup=False, highlight=False)

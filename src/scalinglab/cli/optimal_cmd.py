@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import pandas as pd
 import typer
-from rich.table import Table
 
-from scalinglab.cli.render import console, fmt, print_json
+from scalinglab.cli.render import console, fmt, frame_table, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.law import ScalingLaw
 from scalinglab.observations import read_table
@@ -18,22 +15,6 @@ from scalinglab.optimal import ComputeOptimal
 from scalinglab.profile import cost_table, iso_metric_profile
 
 Opt = typer.Option
-
-
-def _table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in frame.columns:
-        table.add_column(str(column), justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[fmt(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
-    return table
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
 
 
 def optimal(
@@ -70,18 +51,18 @@ def optimal(
     if as_json:
         print_json(
             {
-                "exponents": _records(co.exponents_),
-                "predictions": _records(predictions),
-                "envelope": _records(co.envelope_),
-                "near_optimal": _records(co.near_optimal_),
+                "exponents": records(co.exponents_),
+                "predictions": records(predictions),
+                "envelope": records(co.envelope_),
+                "near_optimal": records(co.near_optimal_),
                 "warnings": co.warnings_,
             }
         )
         return
-    console.print(_table(co.exponents_, "optimal-model laws: X_opt = coefficient * C^exponent"))
-    console.print(_table(predictions, f"at a budget of {c:.3g} FLOPs"))
+    console.print(frame_table(co.exponents_, "optimal-model laws: X_opt = coefficient * C^exponent"))
+    console.print(frame_table(predictions, f"at a budget of {c:.3g} FLOPs"))
     env = co.envelope_[["bin_flops", "run_id", "n_params", "value"]]
-    console.print(_table(env, f"envelope ({'upper' if higher_is_better else 'lower'}), best run per FLOPs bin"))
+    console.print(frame_table(env, f"envelope ({'upper' if higher_is_better else 'lower'}), best run per FLOPs bin"))
     near = co.near_optimal_
     smaller = near.groupby("bin_flops")["n_params"].nunique()
     console.print(
@@ -121,7 +102,7 @@ def profile(
                 "reference": p.reference,
                 "cheapest": p.cheapest,
                 "multipliers": p.multipliers,
-                "curve": _records(p.curve),
+                "curve": records(p.curve),
             }
         )
         return
@@ -130,7 +111,7 @@ def profile(
         f"reference N {fmt(ref['n'])}, D {fmt(ref['d'])}: predicted {fmt(ref['value'])}; target {fmt(p.target)}"
     )
     step = max(len(p.curve) // points, 1)
-    console.print(_table(p.curve.iloc[::step], "iso-metric profile"))
+    console.print(frame_table(p.curve.iloc[::step], "iso-metric profile"))
     cheap, mult = p.cheapest, p.multipliers
     console.print(
         f"cheapest: N {fmt(cheap['n'])} ({mult['n']:.3g}x), D {fmt(cheap['d'])} ({mult['d']:.3g}x), "
@@ -153,6 +134,6 @@ def cost(
         raise UserError(f"--improvements must be comma-separated numbers, got '{improvements}'") from None
     table = cost_table(law, levels, reference=_reference(reference), k=k)
     if as_json:
-        print_json({"costs": _records(table)})
+        print_json({"costs": records(table)})
         return
-    console.print(_table(table, "cost of improvement"))
+    console.print(frame_table(table, "cost of improvement"))

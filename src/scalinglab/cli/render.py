@@ -10,6 +10,8 @@ import math
 import sys
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -65,3 +67,21 @@ def print_fit(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = Non
     )
     for message in law.warnings_:
         err_console.print(f"warning: {message}", highlight=False, markup=False)
+
+
+def frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A DataFrame as a rich table, numbers in short form."""
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[fmt(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
+    return table
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """A DataFrame as JSON-ready rows, non-finite numbers as null."""
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
