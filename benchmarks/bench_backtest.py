@@ -4,12 +4,13 @@ Each curve comes with its own fit / held-out split (`Training` 1 / 0). Every for
 fit points and scored by RMSLE on the held-out points; "auto" is scalinglab's automatic choice,
 made from the fit points alone (an inner extrapolation check on their largest 25%).
 
-    .venv/bin/python benchmarks/bench_backtest.py [--forms power,power_offset,m4,bnsl1] [--limit N]
+    .venv/bin/python benchmarks/bench_backtest.py [--forms power,power_offset,m3,m4,bnsl1] [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def curves(data_dir: Path) -> list[tuple[str, str, FitData, np.ndarray]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--forms", default="power,power_offset,m4,bnsl1")
+    parser.add_argument("--forms", default="power,power_offset,m3,m4,bnsl1")
     parser.add_argument("--limit", type=int, default=None, help="only the first N curves (a quick look)")
     args = parser.parse_args()
     forms = args.forms.split(",")
@@ -54,6 +55,7 @@ def main() -> None:
         fit_points = FitData(data.inputs[:, ~held_out], data.input_names, data.y[~held_out], None, data.source)
         chosen = choose_form(fit_points, forms)
         rows.append({"domain": domain, "curve": name, **scores.to_dict(), "auto": scores[chosen], "chosen": chosen})
+        print(f"{domain} {name}: chose {chosen}, RMSLE {scores[chosen]:.4f}", file=sys.stderr, flush=True)
     results = pd.DataFrame(rows)
     order = ["IC", "NMT", "LM", "BB"]
     table = results.groupby("domain")[[*forms, "auto"]].mean().reindex([d for d in order if d in set(results.domain)])
