@@ -15,3 +15,19 @@ def chinchilla_csv() -> Path:
     if not path.is_file():
         pytest.skip(f"reference data not found at {path} (it lives beside the project, in ../shared/data)")
     return path
+
+
+@pytest.fixture(scope="session")
+def eth_ucy_root() -> Path:
+    path = SHARED_DATA / "eth_ucy"
+    if not (path / "eth" / "test").is_dir():
+        pytest.skip(f"ETH/UCY data not found at {path} (it lives beside the project, in ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def av2_root() -> Path:
+    path = SHARED_DATA / "av2_motion"
+    if not (path / "val").is_dir():
+        pytest.skip(f"AV2 scenario not found at {path} (it lives beside the project, in ../shared/data)")
+    return path

@@ -1,0 +1,1 @@
+"""Trajectory prediction: one sample type, three data sources, a scalable transformer, AV2 metrics."""

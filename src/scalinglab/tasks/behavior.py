@@ -1,0 +1,193 @@
+"""The behaviour task: multi-modal trajectory prediction with the scalable transformer.
+
+Data sources: synthetic traffic (default, generated locally), Argoverse 2 (``root`` holds the
+dataset's ``<split>/<scenario_id>/`` folders) and ETH/UCY (``root`` holds the Trajectron++ layout;
+``scene`` is the left-out scene). A data scale multiplies ``base_samples`` (synthetic: scenes; real
+data: samples, by default the whole training split, so scales are fractions such as 0.075, 0.5, 1).
+Real-data subsets come from one fixed permutation, so a smaller subset is inside every larger one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from scalinglab.behavior.metrics import trajectory_metrics
+from scalinglab.behavior.model import BehaviorConfig, BehaviorTransformer, wta_loss
+from scalinglab.behavior.sample import TrajectorySet
+from scalinglab.errors import UserError
+from scalinglab.tasks.base import Task, TaskData, TaskOptions
+
+DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
+    "synthetic": (20, 30, 6),
+    "av2": (50, 60, 6),
+    "eth_ucy": (8, 12, 20),
+}
+EVAL_SEED_OFFSET = 1_000_003
+
+
+class BehaviorOptions(TaskOptions):
+    source: Literal["synthetic", "av2", "eth_ucy"] = "synthetic"
+    root: str | None = None  # the dataset folder for av2 / eth_ucy
+    scene: Literal["eth", "hotel", "univ", "zara1", "zara2"] = "eth"  # ETH/UCY: the left-out scene
+    train_split: str = "train"  # AV2 splits
+    eval_split: str = "val"
+    history: int | None = Field(None, gt=0)
+    horizon: int | None = Field(None, gt=0)
+    num_modes: int | None = Field(None, gt=0)
+    base_samples: int | None = Field(None, gt=0)  # D at data scale 1 (synthetic default 2000 scenes)
+    eval_samples: int | None = Field(None, gt=0)  # synthetic default 1000; real data: the whole split
+    data_seed: int = 0
+    base_width: int = Field(32, gt=0, multiple_of=8)
+    base_depth: int = Field(2, gt=0)
+    max_agents: int = Field(12, gt=0)
+    max_polylines: int = Field(32, ge=0)
+    polyline_points: int = Field(10, ge=2)
+    noise: float = Field(0.05, ge=0)  # synthetic: observation noise, metres
+    augment_rotation: bool | None = None  # random rotations of training batches (default: on for ETH/UCY)
+    eval_batch: int = Field(512, gt=0)
+
+    @model_validator(mode="after")
+    def _root_needed(self) -> BehaviorOptions:
+        if self.source != "synthetic" and not self.root:
+            raise ValueError(f"source '{self.source}' needs 'root', the dataset folder")
+        if self.source == "eth_ucy" and (self.history not in (None, 8) or self.horizon not in (None, 12)):
+            raise ValueError("ETH/UCY uses the standard 8 observed and 12 predicted steps")
+        return self
+
+    @property
+    def steps(self) -> tuple[int, int, int]:
+        history, horizon, modes = DEFAULTS[self.source]
+        return self.history or history, self.horizon or horizon, self.num_modes or modes
+
+
+@functools.lru_cache(maxsize=8)
+def _load(options_json: str, which: str) -> TrajectorySet:
+    """A whole split (real data) or the synthetic stream's first scenes, cached per process."""
+    options = BehaviorOptions.model_validate(json.loads(options_json))
+    history, horizon, _ = options.steps
+    if options.source == "synthetic":
+        from scalinglab.behavior.synthetic import SyntheticOptions, synthetic_traffic
+
+        sim = SyntheticOptions(
+            history=history,
+            horizon=horizon,
+            max_agents=options.max_agents,
+            max_polylines=options.max_polylines,
+            polyline_points=options.polyline_points,
+            noise=options.noise,
+        )
+        kind, count = which.split(":")
+        seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
+        return synthetic_traffic(sim, int(count), seed)
+    if options.source == "eth_ucy":
+        from scalinglab.behavior.eth_ucy import load_eth_ucy
+
+        return load_eth_ucy(options.root, options.scene, "train" if which == "train" else "test", options.max_agents)
+    from scalinglab.behavior.av2 import load_av2
+
+    split = options.train_split if which == "train" else options.eval_split
+    return load_av2(
+        options.root,
+        split,
+        history=history,
+        horizon=horizon,
+        max_agents=options.max_agents,
+        max_polylines=options.max_polylines,
+        polyline_points=options.polyline_points,
+    )
+
+
+def _rotate(points: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    shape = (-1,) + (1,) * (points.dim() - 2)
+    c, s = cos.view(shape), sin.view(shape)
+    return torch.stack([c * points[..., 0] - s * points[..., 1], s * points[..., 0] + c * points[..., 1]], dim=-1)
+
+
+class BehaviorTask(Task):
+    name = "behavior"
+    Options = BehaviorOptions
+    metrics = {"minADE": False, "minFDE": False, "miss_rate": False, "brier_minFDE": False}
+
+    def _options_json(self) -> str:
+        return self.options.model_dump_json()
+
+    def build_data(self, data_scale: float, seed: int) -> TaskData:
+        del seed  # the data is fixed by data_seed; the run seed drives initialisation and order
+        opts = self.options
+        if opts.source == "synthetic":
+            size = max(1, round((opts.base_samples or 2000) * data_scale))
+            train = _load(self._options_json(), f"train:{size}")
+            evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 1000}")
+            return TaskData(train=train, eval=evaluation, dataset_size=len(train))
+        full = _load(self._options_json(), "train")
+        size = round((opts.base_samples or len(full)) * data_scale)
+        if not 0 < size <= len(full):
+            raise UserError(
+                f"task_options: data scale {data_scale:g} asks for {size} training samples; "
+                f"the training split has {len(full)}"
+            )
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(opts.data_seed))
+        evaluation = _load(self._options_json(), "eval")
+        if opts.eval_samples:
+            evaluation = evaluation.subset(slice(0, opts.eval_samples))
+        return TaskData(train=full.subset(order[:size]), eval=evaluation, dataset_size=size)
+
+    def model_config(self, model_scale: float, scale_by: str) -> BehaviorConfig:
+        history, horizon, modes = self.options.steps
+        base = BehaviorConfig(history, horizon, self.options.base_width, self.options.base_depth, modes)
+        return base.at_scale(model_scale, scale_by)
+
+    def build_model(self, model_scale: float, scale_by: str) -> nn.Module:
+        return BehaviorTransformer(self.model_config(model_scale, scale_by))
+
+    def batch(self, data: TrajectorySet, indices: torch.Tensor, device: torch.device) -> TrajectorySet:
+        part = data.subset(indices)
+        augment = self.options.augment_rotation
+        if augment or (augment is None and self.options.source == "eth_ucy"):
+            angle = torch.rand(len(part)) * (2 * math.pi)
+            cos, sin = angle.cos(), angle.sin()
+            part.agents = _rotate(part.agents, cos, sin) * part.agent_valid[..., None]
+            part.future = _rotate(part.future, cos, sin)
+            part.polylines = _rotate(part.polylines, cos, sin) * part.polyline_valid[..., None]
+        return part.to(device)
+
+    def loss(self, model: nn.Module, batch: TrajectorySet) -> torch.Tensor:
+        trajectories, logits = model(batch)
+        return wta_loss(trajectories, logits, batch.future, batch.future_valid)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, data: TrajectorySet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trajectories [S, K, F, 2] and mode probabilities [S, K] for a whole set, in eval batches."""
+        parts = [
+            model(data.subset(slice(i, i + self.options.eval_batch)).to(device))
+            for i in range(0, len(data), self.options.eval_batch)
+        ]
+        return torch.cat([p[0].float() for p in parts]), torch.cat([p[1].float() for p in parts]).softmax(-1)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TrajectorySet, device: torch.device) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        step = self.options.eval_batch
+        selection = "independent" if self.options.source == "eth_ucy" else "endpoint"
+        for i in range(0, len(data), step):
+            part = data.subset(slice(i, i + step)).to(device)
+            trajectories, logits = model(part)
+            scores = trajectory_metrics(
+                trajectories,
+                logits.float().softmax(-1),
+                part.future,
+                part.future_valid,
+                selection=selection,
+                reduce=False,
+            )
+            scores["loss"] = wta_loss(trajectories.float(), logits, part.future, part.future_valid).expand(len(part))
+            for name, values in scores.items():
+                totals[name] = totals.get(name, 0.0) + float(values.float().sum())
+        return {name: total / len(data) for name, total in totals.items()}
