@@ -93,9 +93,3 @@ def test_help_and_forms():
     assert "fit" in run("--help", check_rc=0).stdout
     assert "--bootstrap" in run("fit", "--help", check_rc=0).stdout
     assert "bnsl2" in run("forms", check_rc=0).stdout
-
-
-def test_demo_runs(tmp_path):
-    proc = run("demo", "-o", str(tmp_path / "demo"), "--bootstrap", "20", check_rc=0)
-    assert "true parameters" in proc.stdout
-    assert (tmp_path / "demo" / "fit.json").is_file()

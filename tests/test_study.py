@@ -52,7 +52,7 @@ def config(**overrides):
         ({"data_scales": [0.5, -1]}, "key 'data_scales'"),
         ({"budget": {"steps": 10, "epochs": 2}}, "key 'budget': give exactly one of 'steps' or 'epochs'"),
         ({"learning_rate": 0.1}, "key 'learning_rate': unknown key"),
-        ({"task": "chess"}, "key 'task': unknown task 'chess'; choose one of: toy, behavior"),
+        ({"task": "chess"}, "key 'task': unknown task 'chess'; choose one of: toy, behavior, perception"),
         ({"task_options": {"base_samples": 0}}, "key 'task_options.base_samples'"),
         ({"schedule": {"kind": "step"}}, "key 'schedule.kind': Input should be 'cosine', 'wsd' or 'constant'"),
     ],

@@ -1,4 +1,5 @@
-"""`scalinglab demo`: the main job. Fits the law on the bundled example sweep and prints the result."""
+"""`scalinglab demo`: the main job. A behaviour-prediction scaling study on synthetic traffic, on CPU:
+4 model scales x 3 data scales trained with one optimiser and schedule, the laws fitted, the report written."""
 
 from __future__ import annotations
 
@@ -6,28 +7,83 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
-from scalinglab.cli.render import console, fmt, print_fit
-from scalinglab.example import TRUE_PARAMS, example_observations
-from scalinglab.law import ScalingLaw
+from scalinglab.cli.render import console, fmt
+
+DEMO_STUDY = {
+    "name": "demo-behavior",
+    "task": "behavior",
+    "task_options": {
+        "source": "synthetic",
+        "history": 10,
+        "horizon": 20,
+        "base_samples": 100,
+        "eval_samples": 500,
+        "base_width": 16,
+        "base_depth": 2,
+        "num_modes": 6,
+    },
+    "model_scales": ["1X", "2X", "4X", "8X"],
+    "scale_by": "width",
+    "data_scales": ["1X", "4X", "16X"],
+    "budget": {"steps": 400},
+    "batch_size": 64,
+    "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.01},
+    "schedule": {"kind": "cosine", "warmup_steps": 20},
+    "eval_every": 40,
+    "seeds": [0],
+    "device": "cpu",
+}
 
 
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the example data and the fit")] = Path(
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the study and the report")] = Path(
         "scalinglab-demo"
     ),
-    bootstrap: Annotated[int, typer.Option(help="bootstrap refits for the intervals")] = 500,
+    workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap refits for the intervals")] = 200,
+    steps: Annotated[int, typer.Option(help="training steps per run")] = 400,
 ) -> None:
-    """Generate the example sweep, fit L(N, D) = E + A/N^alpha + B/D^beta with intervals, print it."""
+    """Run a behaviour study on synthetic traffic (minADE vs model and data scale), fit the laws, write the report."""
+    from scalinglab.report.analysis import analyse, headline
+    from scalinglab.report.html import write_report
+    from scalinglab.study.config import parse_config
+    from scalinglab.study.runner import execute
+    from scalinglab.study.store import Store
+
     output.mkdir(parents=True, exist_ok=True)
-    data_path, fit_path = output / "observations.csv", output / "fit.json"
-    obs = example_observations()
-    obs.to_csv(data_path, index=False)
-    console.print(f"example sweep: {len(obs)} runs drawn from a known law with 1% noise -> {data_path}")
-    with console.status("fitting 4,500 starts and bootstrap refits"):
-        law = ScalingLaw(form="chinchilla", bootstrap=bootstrap, seed=0).fit(obs, source=str(data_path))
-    law.save(fit_path)
-    print_fit(law, {"a = beta/(alpha+beta)": law.derived("beta / (alpha + beta)")}, source=str(data_path))
-    truth = ", ".join(f"{k} {fmt(v)}" for k, v in TRUE_PARAMS.items())
-    console.print(f"true parameters of the example: {truth}")
-    console.print(f"fit written to {fit_path}")
+    config_path = output / "study.yaml"
+    study = {**DEMO_STUDY, "budget": {"steps": steps}, "eval_every": max(1, min(steps, 40))}
+    config_path.write_text(yaml.safe_dump(study, sort_keys=False))
+    config = parse_config(study, str(config_path))
+    store = Store.create(output / "study", config)
+    runs = len(config.model_scales) * len(config.data_scales)
+    console.print(
+        f"behaviour study on synthetic traffic: {len(config.model_scales)} model scales x "
+        f"{len(config.data_scales)} data scales = {runs} runs, {workers} worker(s) -> {output / 'study'}"
+    )
+    counts = execute(store, "local", workers)
+    if counts.get("failed"):
+        console.print(f"[red]{counts['failed']} run(s) failed; see `scalinglab study status {output / 'study'}`")
+    with console.status("fitting L(N, D), the compute-optimal laws and bootstrap intervals"):
+        analysis = analyse(
+            store.observations(),
+            f"{output / 'study'} (demo-behavior)",
+            metric="minADE",
+            split="eval",
+            bootstrap=bootstrap,
+            title="Demo: behaviour prediction on synthetic traffic (minADE, K=6)",
+        )
+        page = write_report(analysis, output / "report")
+    numbers = headline(analysis)
+    if analysis.law is not None:
+        console.print(f"minADE(N, D) = {fmt(numbers['E'])} + A/N^{fmt(numbers['alpha'])} + B/D^{fmt(numbers['beta'])}")
+    opt = {k: v for k, v in numbers.items() if k.startswith(("N_opt", "D_opt", "S_opt"))}
+    if opt:
+        console.print(f"compute-optimal at the largest budget ({numbers['budget']:.3g} FLOPs):")
+        for name, value in opt.items():
+            console.print(f"  {name}: {value:.4g}")
+    for warning in analysis.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"report: {page}")

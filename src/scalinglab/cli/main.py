@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, optimal_cmd, study_cmd
+from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, optimal_cmd, report_cmd, study_cmd
 from scalinglab.errors import UserError
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.command("profile")(optimal_cmd.profile)
 app.command("cost")(optimal_cmd.cost)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("demo")(demo_cmd.demo)
+app.command("report")(report_cmd.report)
+app.command("compare")(report_cmd.compare)
 app.add_typer(study_cmd.app, name="study")
 
 

@@ -8,9 +8,10 @@ from scalinglab.tasks.base import Task, TaskData, TaskOptions
 
 def _registry() -> dict[str, type[Task]]:
     from scalinglab.tasks.behavior import BehaviorTask
+    from scalinglab.tasks.perception import PerceptionTask
     from scalinglab.tasks.toy import ToyTask
 
-    return {task.name: task for task in (ToyTask, BehaviorTask)}
+    return {task.name: task for task in (ToyTask, BehaviorTask, PerceptionTask)}
 
 
 def get_task_class(name: str, source: str = "config") -> type[Task]:

@@ -1,0 +1,197 @@
+"""Synthetic driving scenes: a road in perspective with lane markings, sky, ground and roadside clutter,
+and cars, trucks, pedestrians, cyclists and signs at varied distance, position, colour and lighting.
+
+Objects are placed on the ground plane at a depth z and drawn far to near, so near objects occlude far
+ones; a box is kept when at least `min_visible` of its object's pixels stay visible. Image i depends only
+on (seed, i): a larger data scale contains a smaller one. Rendering is plain numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scalinglab.perception.sample import DetectionSet
+
+CLASSES = ("car", "truck", "pedestrian", "cyclist", "sign")
+# Width and height in units of the image width at depth z = 1.
+SIZES = {
+    "car": (0.34, 0.22),
+    "truck": (0.42, 0.42),
+    "pedestrian": (0.08, 0.26),
+    "cyclist": (0.14, 0.24),
+    "sign": (0.08, 0.3),
+}
+CLASS_WEIGHTS = np.array([0.4, 0.12, 0.2, 0.13, 0.15])
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    height: int = 96
+    width: int = 128
+    mean_objects: float = 5.0
+    min_visible: float = 0.3
+    min_size: float = 4.0  # pixels, both sides
+
+
+def _disc(
+    canvas: np.ndarray,
+    ids: np.ndarray,
+    cx: float,
+    cy: float,
+    r: float,
+    colour: np.ndarray,
+    ident: int,
+    ring: bool = False,
+) -> None:
+    h, w = ids.shape
+    x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 1, w)
+    y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 1, h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    dist = np.hypot(xx + 0.5 - cx, yy + 0.5 - cy)
+    mask = dist <= r
+    if ring:
+        mask &= dist >= 0.6 * r
+    canvas[y0:y1, x0:x1][mask] = colour
+    ids[y0:y1, x0:x1][mask] = ident
+
+
+def _rect(
+    canvas: np.ndarray, ids: np.ndarray, x0: float, y0: float, x1: float, y1: float, colour: np.ndarray, ident: int
+) -> None:
+    h, w = ids.shape
+    a, b = max(int(round(x0)), 0), min(int(round(x1)), w)
+    c, d = max(int(round(y0)), 0), min(int(round(y1)), h)
+    if a < b and c < d:
+        canvas[c:d, a:b] = colour
+        ids[c:d, a:b] = ident
+
+
+def _draw(
+    kind: str, canvas, ids, cx: float, bottom: float, w: float, h: float, rng: np.random.Generator, ident: int
+) -> None:
+    colour = rng.uniform(0.05, 0.95, 3)
+    dark = np.array([0.08, 0.08, 0.1])
+    left, top = cx - w / 2, bottom - h
+    if kind == "car":
+        _rect(canvas, ids, left, top + 0.35 * h, left + w, bottom - 0.12 * h, colour, ident)
+        _rect(canvas, ids, left + 0.18 * w, top, left + 0.82 * w, top + 0.4 * h, colour * 0.85, ident)
+        _rect(
+            canvas,
+            ids,
+            left + 0.25 * w,
+            top + 0.08 * h,
+            left + 0.75 * w,
+            top + 0.33 * h,
+            np.array([0.55, 0.7, 0.85]) * rng.uniform(0.5, 1),
+            ident,
+        )
+        for x in (left + 0.2 * w, left + 0.8 * w):
+            _disc(canvas, ids, x, bottom - 0.12 * h, 0.12 * h, dark, ident)
+    elif kind == "truck":
+        _rect(canvas, ids, left, top, left + 0.7 * w, bottom - 0.1 * h, colour, ident)
+        _rect(canvas, ids, left + 0.7 * w, top + 0.35 * h, left + w, bottom - 0.1 * h, rng.uniform(0.1, 0.9, 3), ident)
+        for x in (left + 0.15 * w, left + 0.5 * w, left + 0.85 * w):
+            _disc(canvas, ids, x, bottom - 0.08 * h, 0.08 * h, dark, ident)
+    elif kind == "pedestrian":
+        _disc(canvas, ids, cx, top + 0.09 * h, 0.09 * h, np.array([0.8, 0.6, 0.45]) * rng.uniform(0.5, 1.1), ident)
+        _rect(canvas, ids, cx - w / 2, top + 0.18 * h, cx + w / 2, top + 0.6 * h, colour, ident)
+        _rect(canvas, ids, cx - w / 2, top + 0.6 * h, cx - 0.05 * w, bottom, colour * 0.6, ident)
+        _rect(canvas, ids, cx + 0.05 * w, top + 0.6 * h, cx + w / 2, bottom, colour * 0.6, ident)
+    elif kind == "cyclist":
+        r = 0.22 * h
+        for x in (left + r, left + w - r):
+            _disc(canvas, ids, x, bottom - r, r, dark, ident, ring=True)
+        _rect(canvas, ids, cx - 0.12 * w, top + 0.15 * h, cx + 0.12 * w, bottom - 1.2 * r, colour, ident)
+        _disc(canvas, ids, cx, top + 0.08 * h, 0.08 * h, np.array([0.8, 0.6, 0.45]), ident)
+        _rect(canvas, ids, left + r, bottom - 1.3 * r, left + w - r, bottom - 1.0 * r, colour * 0.5, ident)
+    else:  # sign: a pole and a round or square face
+        _rect(canvas, ids, cx - 0.08 * w, top + 0.4 * h, cx + 0.08 * w, bottom, np.array([0.5, 0.5, 0.5]), ident)
+        face = [np.array([0.85, 0.1, 0.1]), np.array([0.1, 0.3, 0.8]), np.array([0.95, 0.8, 0.1])][rng.integers(3)]
+        if rng.random() < 0.5:
+            _disc(canvas, ids, cx, top + w / 2, w / 2, face, ident)
+        else:
+            _rect(canvas, ids, left, top, left + w, top + w, face, ident)
+
+
+def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image (uint8 [3, H, W]), its boxes [k, 4] (x1, y1, x2, y2) and labels [k] (1-based)."""
+    h, w = options.height, options.width
+    canvas = np.zeros((h, w, 3))
+    ids = np.zeros((h, w), dtype=np.int64)
+    horizon = h * rng.uniform(0.3, 0.5)
+    rows = np.arange(h)[:, None]
+    sky_top, sky_bottom = rng.uniform(0.3, 0.8, 3), rng.uniform(0.6, 1.0, 3)
+    t = np.clip(rows / horizon, 0, 1)[..., None]
+    canvas[:] = sky_top * (1 - t) + sky_bottom * t  # [H, 1, 3] broadcast over the width
+    ground = rng.uniform(0.2, 0.5, 3) * np.array([0.8, 1.0, 0.7])
+    canvas[int(horizon) :] = ground
+    for _ in range(rng.integers(2, 7)):  # roadside clutter above the horizon: buildings, trees
+        bw, bh = rng.uniform(0.05, 0.25) * w, rng.uniform(0.05, 0.3) * h
+        bx = rng.uniform(0, w)
+        _rect(canvas, np.zeros_like(ids), bx, horizon - bh, bx + bw, horizon + 1, rng.uniform(0.1, 0.7, 3), 0)
+    vanish = w * rng.uniform(0.35, 0.65)
+    half_bottom = w * rng.uniform(0.45, 0.7)
+    f = np.clip((np.arange(h) + 0.5 - horizon) / (h - horizon), 0, None)[:, None]  # 0 at the horizon, 1 at the bottom
+    cols = np.arange(w)[None, :] + 0.5
+    centre, half = vanish + (w / 2 - vanish) * f, half_bottom * f
+    below = f > 0
+    road_mask = below & (np.abs(cols - centre) < half)
+    canvas[road_mask] = rng.uniform(0.25, 0.45)
+    dashes = below & ((f * 12) % 1 < 0.5)
+    for lane in (-1 / 3, 1 / 3):
+        canvas[dashes & (np.abs(cols - (centre + lane * half)) < 0.5 + f)] = 0.9
+
+    count = min(rng.poisson(options.mean_objects) + 1, 12)
+    kinds = rng.choice(len(CLASSES), size=count, p=CLASS_WEIGHTS / CLASS_WEIGHTS.sum())
+    depth = rng.uniform(1.0, 9.0, size=count)
+    lateral = np.where(CLASSES.index("sign") == kinds, rng.choice([-1.25, 1.25], count), rng.uniform(-1.1, 1.1, count))
+    order = np.argsort(-depth)  # far first
+    labels, idents = [], []
+    full_area = {}
+    for rank, k in enumerate(order):
+        kind = CLASSES[kinds[k]]
+        f = 1.0 / depth[k]
+        bottom = horizon + (h - horizon) * f
+        centre, half = vanish + (w / 2 - vanish) * f, half_bottom * f
+        cx = centre + lateral[k] * half
+        bw, bh = SIZES[kind][0] * w * f * rng.uniform(0.85, 1.15), SIZES[kind][1] * w * f * rng.uniform(0.85, 1.15)
+        ident = rank + 1
+        probe = np.zeros_like(ids)
+        _draw(kind, np.zeros_like(canvas), probe, cx, bottom, bw, bh, np.random.default_rng(0), ident)
+        full_area[ident] = int((probe == ident).sum())
+        _draw(kind, canvas, ids, cx, bottom, bw, bh, rng, ident)
+        idents.append(ident)
+        labels.append(kinds[k] + 1)
+    kept_boxes, kept_labels = [], []
+    for ident, label in zip(idents, labels, strict=True):
+        visible = ids == ident
+        if full_area[ident] == 0 or visible.sum() < options.min_visible * full_area[ident]:
+            continue
+        rows_, cols_ = np.nonzero(visible)
+        box = [cols_.min(), rows_.min(), cols_.max() + 1, rows_.max() + 1]
+        if box[2] - box[0] >= options.min_size and box[3] - box[1] >= options.min_size:
+            kept_boxes.append(box)
+            kept_labels.append(label)
+    light = rng.uniform(0.55, 1.25)
+    image = np.clip(canvas * light + rng.normal(0, 0.03, canvas.shape), 0, 1)
+    return (
+        (image * 255).astype(np.uint8).transpose(2, 0, 1),
+        np.asarray(kept_boxes, dtype=np.float32).reshape(-1, 4),
+        np.asarray(kept_labels, dtype=np.int64),
+    )
+
+
+def synthetic_scenes(options: SceneOptions, count: int, seed: int) -> DetectionSet:
+    """The first `count` images of the stream for `seed`."""
+    images, boxes, labels = [], [], []
+    for i in range(count):
+        image, b, lab = render_scene(options, np.random.default_rng([seed, i]))
+        images.append(torch.from_numpy(image))
+        boxes.append(torch.from_numpy(b))
+        labels.append(torch.from_numpy(lab))
+    return DetectionSet(torch.stack(images), boxes, labels, CLASSES)

@@ -1,0 +1,168 @@
+"""The perception task: 2D detection with a VGG baseline (1X) and ConvNeXt backbones under FCOS.
+
+Data sources: synthetic driving scenes (default, rendered locally), COCO-format detection
+(``annotations`` JSON + ``images`` folder) and KITTI (``root`` with ``image_2/`` and ``label_2/``).
+A data scale multiplies ``base_samples`` (synthetic: images; real data: by default the whole training
+set, so scales are fractions such as 0.075, 0.5, 1). Metrics: COCO mAP@[.5:.95] and mAP@.5 through
+torchmetrics (pycocotools backend), higher is better.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from scalinglab.errors import UserError
+from scalinglab.perception.sample import DetectionSet
+from scalinglab.tasks.base import Task, TaskData, TaskOptions
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+class PerceptionOptions(TaskOptions):
+    source: Literal["synthetic", "coco", "kitti"] = "synthetic"
+    train_annotations: str | None = None  # coco: the training JSON and its images folder
+    train_images: str | None = None
+    eval_annotations: str | None = None
+    eval_images: str | None = None
+    root: str | None = None  # kitti: the training folder (image_2/, label_2/)
+    eval_root: str | None = None  # kitti: the eval folder (default: the last 20% of root)
+    classes: list[str] | None = None  # default: all of the source's classes
+    image_height: int = Field(96, ge=32, multiple_of=32)
+    image_width: int = Field(128, ge=32, multiple_of=32)
+    base_samples: int | None = Field(None, gt=0)  # synthetic default 1000 images
+    eval_samples: int | None = Field(None, gt=0)  # synthetic default 300
+    data_seed: int = 0
+    base_width: int = Field(8, gt=0)  # the VGG baseline's first-stage width (VGG-11 is 64)
+    named_convnext: bool = False  # scales map to timm's named ConvNeXt variants (atto ... xlarge)
+    fpn_channels: int = Field(64, gt=0, multiple_of=32)
+    eval_batch: int = Field(32, gt=0)
+
+    @model_validator(mode="after")
+    def _paths(self) -> PerceptionOptions:
+        if self.source == "coco" and not (self.train_annotations and self.train_images):
+            raise ValueError("source 'coco' needs 'train_annotations' and 'train_images'")
+        if self.source == "kitti" and not self.root:
+            raise ValueError("source 'kitti' needs 'root', the folder with image_2/ and label_2/")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image_height, self.image_width
+
+
+@functools.lru_cache(maxsize=8)
+def _load(options_json: str, which: str) -> DetectionSet:
+    options = PerceptionOptions.model_validate(json.loads(options_json))
+    classes = tuple(options.classes) if options.classes else None
+    if options.source == "synthetic":
+        from scalinglab.perception.synthetic import SceneOptions, synthetic_scenes
+
+        kind, count = which.split(":")
+        seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
+        return synthetic_scenes(SceneOptions(options.image_height, options.image_width), int(count), seed)
+    if options.source == "coco":
+        from scalinglab.perception.formats import load_coco
+
+        if which == "train":
+            return load_coco(options.train_annotations, options.train_images, options.size, classes)
+        if not options.eval_annotations:
+            raise UserError("task_options: source 'coco' needs 'eval_annotations' and 'eval_images' for eval")
+        return load_coco(options.eval_annotations, options.eval_images, options.size, classes)
+    from scalinglab.perception.formats import KITTI_CLASSES, load_kitti
+
+    root = options.root if which == "train" or options.eval_root is None else options.eval_root
+    return load_kitti(root, options.size, classes or KITTI_CLASSES)
+
+
+class PerceptionTask(Task):
+    name = "perception"
+    Options = PerceptionOptions
+    metrics = {"mAP": True, "mAP50": True}
+
+    def _options_json(self) -> str:
+        return self.options.model_dump_json()
+
+    def build_data(self, data_scale: float, seed: int) -> TaskData:
+        del seed  # the data is fixed by data_seed
+        opts = self.options
+        if opts.source == "synthetic":
+            size = max(1, round((opts.base_samples or 1000) * data_scale))
+            train = _load(self._options_json(), f"train:{size}")
+            evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 300}")
+            return TaskData(train=train, eval=evaluation, dataset_size=len(train))
+        full = _load(self._options_json(), "train")
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(opts.data_seed))
+        if opts.source == "kitti" and opts.eval_root is None:  # hold out a fixed 20% for eval
+            cut = max(1, len(full) // 5)
+            evaluation, full = full.subset(order[:cut]), full.subset(order[cut:])
+            order = torch.arange(len(full))
+        else:
+            evaluation = _load(self._options_json(), "eval")
+        size = round((opts.base_samples or len(full)) * data_scale)
+        if not 0 < size <= len(full):
+            raise UserError(
+                f"task_options: data scale {data_scale:g} asks for {size} training images;"
+                f" the training set has {len(full)}"
+            )
+        if opts.eval_samples:
+            evaluation = evaluation.subset(range(min(opts.eval_samples, len(evaluation))))
+        return TaskData(train=full.subset(order[:size]), eval=evaluation, dataset_size=size)
+
+    def num_classes(self) -> int:
+        if self.options.classes:
+            return len(self.options.classes)
+        if self.options.source == "synthetic":
+            from scalinglab.perception.synthetic import CLASSES
+
+            return len(CLASSES)
+        if self.options.source == "kitti":
+            from scalinglab.perception.formats import KITTI_CLASSES
+
+            return len(KITTI_CLASSES)
+        return len(_load(self._options_json(), "train").classes)
+
+    def build_model(self, model_scale: float, scale_by: str) -> nn.Module:
+        from scalinglab.perception.model import backbone_at_scale, build_detector
+
+        del scale_by  # the family is fixed: VGG at 1X, ConvNeXt sized by parameters above it
+        spec = backbone_at_scale(model_scale, self.options.base_width, self.options.named_convnext)
+        return build_detector(spec, self.num_classes(), self.options.size, self.options.fpn_channels)
+
+    def batch(self, data: DetectionSet, indices: torch.Tensor, device: torch.device):
+        return data.subset(indices).batch(device)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        images, targets = batch
+        return sum(model(images, targets).values())
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: DetectionSet, device: torch.device) -> dict[str, float]:
+        from torchmetrics.detection import MeanAveragePrecision
+
+        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+        total_loss, step = 0.0, self.options.eval_batch
+        for start in range(0, len(data), step):
+            images, targets = data.subset(range(start, min(start + step, len(data)))).batch(device)
+            model.train()  # FCOS returns losses in train mode; the backbones have no batch norm
+            total_loss += float(sum(model(images, targets).values())) * len(images)
+            model.eval()
+            predictions = model(images)
+            metric.update(
+                [
+                    {
+                        "boxes": p["boxes"].float().cpu(),
+                        "scores": p["scores"].float().cpu(),
+                        "labels": p["labels"].cpu(),
+                    }
+                    for p in predictions
+                ],
+                [{k: t[k].cpu() for k in ("boxes", "labels")} for t in targets],
+            )
+        scores = metric.compute()
+        return {"loss": total_loss / len(data), "mAP": float(scores["map"]), "mAP50": float(scores["map_50"])}

@@ -1,0 +1,175 @@
+"""The perception task: synthetic scenes, COCO / KITTI round trips, the detector family, mAP, the runner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from scalinglab.errors import UserError
+from scalinglab.perception.formats import load_coco, load_kitti, write_coco, write_kitti
+from scalinglab.perception.model import BackboneSpec, backbone_at_scale, backbone_parameters, build_detector
+from scalinglab.perception.synthetic import CLASSES, SceneOptions, synthetic_scenes
+from scalinglab.study.config import parse_config
+from scalinglab.study.runner import execute
+from scalinglab.study.store import Store
+from scalinglab.tasks.perception import PerceptionTask
+
+OPTIONS = SceneOptions(height=64, width=96)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return synthetic_scenes(OPTIONS, 80, seed=0)
+
+
+def test_synthetic_scenes_are_deterministic_nested_and_labelled(scenes):
+    again = synthetic_scenes(OPTIONS, 10, seed=0)
+    assert torch.equal(again.images, scenes.images[:10])
+    assert all(torch.equal(a, b) for a, b in zip(again.boxes, scenes.boxes[:10], strict=True))
+    assert not torch.equal(synthetic_scenes(OPTIONS, 10, seed=1).images, again.images)
+    boxes = torch.cat(scenes.boxes)
+    labels = torch.cat(scenes.labels)
+    assert len(boxes) > 60
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 96).all() and (boxes[:, 3] <= 64).all()
+    assert ((boxes[:, 2] - boxes[:, 0]) >= 4).all() and ((boxes[:, 3] - boxes[:, 1]) >= 4).all()
+    assert set(labels.tolist()) == set(range(1, len(CLASSES) + 1))
+
+
+def test_coco_round_trip_is_exact_and_resizing_scales_boxes(scenes, tmp_path):
+    part = scenes.subset(range(6))
+    write_coco(part, tmp_path / "ann.json", tmp_path / "img")
+    back = load_coco(tmp_path / "ann.json", tmp_path / "img")
+    assert torch.equal(back.images, part.images) and back.classes == CLASSES
+    for a, b, la, lb in zip(back.boxes, part.boxes, back.labels, part.labels, strict=True):
+        torch.testing.assert_close(a, b)
+        assert torch.equal(la, lb)
+    half = load_coco(tmp_path / "ann.json", tmp_path / "img", image_size=(32, 48))
+    assert half.images.shape[2:] == (32, 48)
+    torch.testing.assert_close(half.boxes[0], part.boxes[0] / 2)
+
+
+def test_kitti_round_trip_is_exact(scenes, tmp_path):
+    part = scenes.subset(range(5))
+    kitti = type(part)(part.images, part.boxes, part.labels, ("Car", "Truck", "Pedestrian", "Cyclist", "Sign"))
+    write_kitti(kitti, tmp_path)
+    back = load_kitti(tmp_path, classes=kitti.classes)
+    assert torch.equal(back.images, part.images)
+    for a, b, la, lb in zip(back.boxes, part.boxes, back.labels, part.labels, strict=True):
+        torch.testing.assert_close(a, b)
+        assert torch.equal(la, lb)
+
+
+def test_loader_errors_name_the_file(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(UserError, match="a.json: missing key 'categories'"):
+        load_coco(tmp_path / "a.json", tmp_path)
+    (tmp_path / "label_2").mkdir()
+    (tmp_path / "label_2" / "000000.txt").write_text("Car 0 0 0 1 2 3\n")
+    with pytest.raises(UserError, match=r"000000.txt: line 1: expected 15 fields, found 7"):
+        load_kitti(tmp_path)
+
+
+def test_family_baseline_then_convnext_by_parameters():
+    baseline = backbone_at_scale(1, 8)
+    assert baseline.kind == "vgg"
+    every = [BackboneSpec("convnext", d) for d in range(2, 34, 2)]
+    for scale in (2, 4, 8):
+        spec = backbone_at_scale(scale, 8)
+        assert spec.kind == "convnext"
+        target = scale * backbone_parameters(baseline)
+        brute = min(every, key=lambda s: abs(math.log(backbone_parameters(s) / target)))
+        assert spec == brute  # the closed-form width search agrees with trying every width
+        ratio = backbone_parameters(spec) / backbone_parameters(baseline)
+        assert ratio == pytest.approx(scale, rel=0.25)
+        detector = build_detector(spec, 5, (64, 96))
+        backbone = detector.backbone.features
+        assert sum(p.numel() for p in backbone.parameters()) == backbone_parameters(spec)  # exact, not estimated
+    assert backbone_at_scale(40, 64, named=True).kind == "convnext_xlarge"
+
+
+class Oracle(nn.Module):
+    """Returns given detections in eval mode and a zero loss in train mode."""
+
+    def __init__(self, detections):
+        super().__init__()
+        self.detections = detections
+        self.calls = 0
+        self.weight = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images, targets=None):
+        if self.training:
+            return {"loss": self.weight * 0}
+        out = self.detections[self.calls : self.calls + len(images)]
+        self.calls += len(images)
+        return out
+
+
+def test_map_is_one_on_perfect_predictions_and_zero_on_none(scenes):
+    task = PerceptionTask({"eval_batch": 8})
+    data = scenes.subset(range(20))
+    perfect = [
+        {"boxes": b, "scores": torch.ones(len(b)), "labels": c} for b, c in zip(data.boxes, data.labels, strict=True)
+    ]
+    scores = task.evaluate(Oracle(perfect), data, torch.device("cpu"))
+    assert scores["mAP"] == pytest.approx(1.0) and scores["mAP50"] == pytest.approx(1.0)
+    empty = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}] * 20
+    scores = task.evaluate(Oracle(empty), data, torch.device("cpu"))
+    assert scores["mAP"] == 0.0 and scores["mAP50"] == 0.0
+    # Boxes shifted by half their width: IoU 1/3, below every COCO threshold.
+    shifted = [
+        {
+            "boxes": b + torch.stack([(b[:, 2] - b[:, 0]) / 2, torch.zeros(len(b))] * 2, dim=1),
+            "scores": torch.ones(len(b)),
+            "labels": c,
+        }
+        for b, c in zip(data.boxes, data.labels, strict=True)
+    ]
+    assert task.evaluate(Oracle(shifted), data, torch.device("cpu"))["mAP50"] == 0.0
+
+
+def test_a_few_training_steps_reduce_the_loss(scenes):
+    torch.manual_seed(0)
+    task = PerceptionTask({"image_height": 64, "image_width": 96, "base_width": 4, "fpn_channels": 32})
+    model = task.build_model(1, "width")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    batch = task.batch(scenes, torch.arange(8), torch.device("cpu"))
+    losses = []
+    for _ in range(25):
+        loss = task.loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_study_of_the_perception_task(tmp_path):
+    config = parse_config(
+        {
+            "name": "p",
+            "task": "perception",
+            "task_options": {
+                "image_height": 64,
+                "image_width": 96,
+                "base_samples": 16,
+                "eval_samples": 8,
+                "base_width": 4,
+                "fpn_channels": 32,
+            },
+            "model_scales": [1, 4],
+            "data_scales": [0.5, 1],
+            "budget": {"steps": 2},
+            "batch_size": 4,
+            "eval_every": 2,
+        }
+    )
+    store = Store.create(tmp_path / "s", config)
+    assert execute(store) == {"done": 4}
+    obs = store.observations()
+    assert {"mAP", "mAP50", "loss"} <= set(obs.metric)
+    assert set(obs.loc[obs.metric == "mAP", "higher_is_better"]) == {1}
+    assert sorted(obs.dataset_size.unique()) == [8, 16]

@@ -1,0 +1,119 @@
+"""Figures, the HTML report, `report` / `compare` / `demo` commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.example import TRUE_PARAMS, chinchilla_loss
+from scalinglab.report import figures
+from scalinglab.report.analysis import analyse
+from scalinglab.report.html import write_report
+
+MODEL_SCALES, DATA_SCALES = (1, 2, 4, 8, 16), (1, 2, 4, 7)
+
+
+def study_table(params=TRUE_PARAMS, base_n=2e7, base_d=4e9, points=6) -> pd.DataFrame:
+    """A grid study whose runs follow a known L(N, D): each run's curve ends at L(N, its D)."""
+    rows = []
+    for m in MODEL_SCALES:
+        for k in DATA_SCALES:
+            n, d = base_n * m, base_d * k
+            for seen in np.geomspace(d / 20, d, points):
+                rows.append(
+                    {
+                        "run_id": f"m{m}-d{k}",
+                        "model_scale": float(m),
+                        "data_scale": float(k),
+                        "n_params": n,
+                        "dataset_size": d,
+                        "samples_seen": seen,
+                        "steps": seen / 256,
+                        "flops": 6 * n * seen,
+                        "metric": "loss",
+                        "split": "eval",
+                        "value": float(chinchilla_loss(n, seen, params)),
+                        "higher_is_better": False,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return analyse(study_table(), "grid.csv", metric="loss", split="eval", bootstrap=30, title="<b>T & Co</b>")
+
+
+def test_analysis_recovers_the_law(analysis):
+    for name in ("alpha", "beta", "E"):
+        assert analysis.law.params_[name] == pytest.approx(TRUE_PARAMS[name], rel=0.02)
+    assert analysis.profile is not None
+    # The profile reaches 1% better than the law at the best run.
+    assert analysis.profile.target == pytest.approx(analysis.profile.reference["value"] * 0.99)
+    assert {("envelope", "N"), ("parametric", "N")} <= set(analysis.optimal.laws_)
+
+
+def test_heatmap_annotations_are_the_relative_changes(analysis):
+    fig = figures.relative_heatmap(analysis.final, "loss", higher_is_better=False)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    base = float(chinchilla_loss(2e7, 4e9))
+    expected = [
+        f"{(float(chinchilla_loss(2e7 * m, 4e9 * k)) - base) / base * 100:+.1f}%"
+        for m in MODEL_SCALES
+        for k in DATA_SCALES
+    ]
+    assert texts == expected
+    assert texts[0] == "+0.0%" and all(t.startswith("-") for t in texts[1:])  # every larger cell is better
+
+
+def test_report_is_self_contained_and_escaped(analysis, tmp_path):
+    page = write_report(analysis, tmp_path / "r")
+    html = page.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 4  # contour, diagnostics, heatmap, envelope
+    assert all(len(i) > 10_000 for i in images)
+    for name in ("law_contour", "diagnostics", "heatmap", "envelope"):
+        assert (tmp_path / "r" / "figures" / f"{name}.svg").stat().st_size > 0
+    assert "<b>T & Co</b>" not in html and "&lt;b&gt;T &amp; Co&lt;/b&gt;" in html
+    assert 'src="http' not in html and "<script" not in html  # nothing fetched, nothing run
+    assert pd.read_csv(tmp_path / "r" / "observations.csv").shape[0] == len(analysis.observations)
+
+
+def test_a_warning_when_the_data_cannot_support_the_law(tmp_path):
+    flat = study_table().assign(value=lambda t: 2.0 + 1e-4 * np.sin(np.arange(len(t))))
+    result = analyse(flat, "flat.csv", metric="loss", bootstrap=0)
+    assert result.warnings  # an exponent near zero, or a law at its bounds: said, not hidden
+    write_report(result, tmp_path / "flat")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_report_and_compare_commands(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    study_table().to_csv(a, index=False)
+    study_table({**TRUE_PARAMS, "alpha": 0.45}).to_csv(b, index=False)
+    proc = run("report", str(a), "-o", str(tmp_path / "ra"), "--bootstrap", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ra" / "index.html").is_file()
+    proc = run("compare", str(a), str(b), "-o", str(tmp_path / "c"), "--names", "v1,v2", "--bootstrap", "20")
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "c" / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 and "v1" in html and "v2" in html
+    bad = run("report", str(a), "--metric", "mAP", "-o", str(tmp_path / "x"))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == f"error: {a}: column 'metric' has no 'mAP' rows; it has loss"
+
+
+def test_demo_end_to_end_at_a_few_steps(tmp_path):
+    proc = run("demo", "-o", str(tmp_path / "demo"), "--steps", "6", "--workers", "1", "--bootstrap", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert "report:" in proc.stdout and "compute-optimal" in proc.stdout
+    assert (tmp_path / "demo" / "report" / "index.html").is_file()
+    assert (tmp_path / "demo" / "study.yaml").is_file()
