@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from rich.console import Console
 
+from common import training_rate
 from scalinglab.behavior.synthetic import SyntheticOptions, simulate_chunk
 from scalinglab.study.config import parse_config
 from scalinglab.study.runner import execute
@@ -104,31 +105,6 @@ def grid(args: argparse.Namespace, console: Console) -> None:
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
-def _samples_per_second(
-    task: BehaviorTask, data, model, device: torch.device, steps: int = 30, batch: int = 64
-) -> float:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def step(i: int) -> None:
-        idx = torch.arange(i * batch, (i + 1) * batch) % data.dataset_size
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = task.loss(model, task.batch(data.train, idx, device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    for i in range(3):
-        step(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - started)
-
-
 def throughput(args: argparse.Namespace, console: Console) -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     task = BehaviorTask({"base_samples": 512, "eval_samples": 16})
@@ -138,7 +114,7 @@ def throughput(args: argparse.Namespace, console: Console) -> None:
         device = torch.device(device_name)
         for scale in (1, 4, 16, 32):
             model = task.build_model(scale, "width").to(device)
-            rate = _samples_per_second(task, data, model, device)
+            rate = training_rate(task, data, model, device, steps=30, batch=64)
             n_params = sum(p.numel() for p in model.parameters())
             print(f"{device_name} {scale:>2}X {n_params:>10,} parameters: {rate:8.0f} samples/s")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from common import training_rate
 from scalinglab.perception.model import backbone_at_scale, backbone_parameters
 from scalinglab.perception.synthetic import SceneOptions, synthetic_scenes
 from scalinglab.study.config import parse_config
@@ -62,32 +63,12 @@ def throughput(args: argparse.Namespace, console: Console) -> None:
     task = PerceptionTask({**OPTIONS, "base_samples": 64, "eval_samples": 8})
     data = task.build_data(1.0, 0)
     baseline = backbone_parameters(backbone_at_scale(1, 8))
-    batch = 16
     print("\nTraining throughput, synthetic scenes 96x128, batch 16")
     for device_name in devices:
         device = torch.device(device_name)
         for scale in SCALES:
             model = task.build_model(scale, "width").to(device)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-            steps = 10
-
-            def step(i: int, model=model, optimizer=optimizer, device=device) -> None:
-                idx = torch.arange(i * batch, (i + 1) * batch) % data.dataset_size
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    loss = task.loss(model, task.batch(data.train, idx, device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-
-            step(0)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            for i in range(steps):
-                step(i)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            rate = steps * batch / (time.perf_counter() - started)
+            rate = training_rate(task, data, model, device, steps=10, batch=16)
             spec = backbone_at_scale(scale, 8)
             total = sum(p.numel() for p in model.parameters())
             ratio = backbone_parameters(spec) / baseline

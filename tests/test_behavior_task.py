@@ -97,7 +97,7 @@ def test_real_data_scales_are_fractions_of_the_split(eth_ucy_root):
     # Nested: the half is inside the whole.
     whole = {tuple(row) for row in full.train.future[:, -1].tolist()}
     assert all(tuple(row) in whole for row in half.train.future[:50, -1].tolist())
-    with pytest.raises(UserError, match="asks for .* training samples; the training split has"):
+    with pytest.raises(UserError, match="asks for .* training samples; the training set has"):
         task.build_data(2.0, seed=0)
     assert task.model_config(1, "width").num_modes == 20  # the ETH/UCY best-of-20 convention
 

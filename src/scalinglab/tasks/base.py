@@ -14,6 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from scalinglab.errors import UserError
+
 
 class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,3 +56,20 @@ class Task(ABC):
     def embedding_parameters(self, model: nn.Module) -> int:
         """Parameters in embedding tables (excluded from the non-embedding count)."""
         return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
+
+
+def scaled_size(data_scale: float, base: int, available: int | None = None, noun: str = "samples") -> int:
+    """D at a data scale: `base` x scale, and for real data at most the `available` training set."""
+    size = round(base * data_scale)
+    if available is None:
+        return max(1, size)
+    if not 0 < size <= available:
+        raise UserError(
+            f"task_options: data scale {data_scale:g} asks for {size} training {noun}; the training set has {available}"
+        )
+    return size
+
+
+def fixed_order(count: int, seed: int) -> torch.Tensor:
+    """One permutation per data seed: every data scale takes a prefix, so smaller subsets nest in larger."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))

@@ -21,8 +21,7 @@ from torch import nn
 from scalinglab.behavior.metrics import trajectory_metrics
 from scalinglab.behavior.model import BehaviorConfig, BehaviorTransformer, wta_loss
 from scalinglab.behavior.sample import TrajectorySet
-from scalinglab.errors import UserError
-from scalinglab.tasks.base import Task, TaskData, TaskOptions
+from scalinglab.tasks.base import Task, TaskData, TaskOptions, fixed_order, scaled_size
 
 DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
     "synthetic": (20, 30, 6),
@@ -122,18 +121,13 @@ class BehaviorTask(Task):
         del seed  # the data is fixed by data_seed; the run seed drives initialisation and order
         opts = self.options
         if opts.source == "synthetic":
-            size = max(1, round((opts.base_samples or 2000) * data_scale))
+            size = scaled_size(data_scale, opts.base_samples or 2000)
             train = _load(self._options_json(), f"train:{size}")
             evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 1000}")
             return TaskData(train=train, eval=evaluation, dataset_size=len(train))
         full = _load(self._options_json(), "train")
-        size = round((opts.base_samples or len(full)) * data_scale)
-        if not 0 < size <= len(full):
-            raise UserError(
-                f"task_options: data scale {data_scale:g} asks for {size} training samples; "
-                f"the training split has {len(full)}"
-            )
-        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(opts.data_seed))
+        size = scaled_size(data_scale, opts.base_samples or len(full), len(full))
+        order = fixed_order(len(full), opts.data_seed)
         evaluation = _load(self._options_json(), "eval")
         if opts.eval_samples:
             evaluation = evaluation.subset(slice(0, opts.eval_samples))

@@ -19,7 +19,7 @@ from torch import nn
 
 from scalinglab.errors import UserError
 from scalinglab.perception.sample import DetectionSet
-from scalinglab.tasks.base import Task, TaskData, TaskOptions
+from scalinglab.tasks.base import Task, TaskData, TaskOptions, fixed_order, scaled_size
 
 EVAL_SEED_OFFSET = 1_000_003
 
@@ -92,24 +92,19 @@ class PerceptionTask(Task):
         del seed  # the data is fixed by data_seed
         opts = self.options
         if opts.source == "synthetic":
-            size = max(1, round((opts.base_samples or 1000) * data_scale))
+            size = scaled_size(data_scale, opts.base_samples or 1000)
             train = _load(self._options_json(), f"train:{size}")
             evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 300}")
             return TaskData(train=train, eval=evaluation, dataset_size=len(train))
         full = _load(self._options_json(), "train")
-        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(opts.data_seed))
+        order = fixed_order(len(full), opts.data_seed)
         if opts.source == "kitti" and opts.eval_root is None:  # hold out a fixed 20% for eval
             cut = max(1, len(full) // 5)
             evaluation, full = full.subset(order[:cut]), full.subset(order[cut:])
             order = torch.arange(len(full))
         else:
             evaluation = _load(self._options_json(), "eval")
-        size = round((opts.base_samples or len(full)) * data_scale)
-        if not 0 < size <= len(full):
-            raise UserError(
-                f"task_options: data scale {data_scale:g} asks for {size} training images;"
-                f" the training set has {len(full)}"
-            )
+        size = scaled_size(data_scale, opts.base_samples or len(full), len(full), "images")
         if opts.eval_samples:
             evaluation = evaluation.subset(range(min(opts.eval_samples, len(evaluation))))
         return TaskData(train=full.subset(order[:size]), eval=evaluation, dataset_size=size)
