@@ -201,9 +201,12 @@ def test_sigkill_then_resume_keeps_every_run_exactly_once(tmp_path):
         time.sleep(0.2)
         if not db.exists():
             continue
-        with sqlite3.connect(db) as conn:
-            done = conn.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
-            running = conn.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()
+        try:
+            with sqlite3.connect(db) as conn:
+                done = conn.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+                running = conn.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()
+        except sqlite3.OperationalError:  # the runner has created the file but not yet its tables
+            continue
         for (run_id,) in running:
             if done >= 1 and (directory / "runs" / run_id / "checkpoint.pt").exists():
                 victim = run_id
