@@ -117,3 +117,19 @@ def test_demo_end_to_end_at_a_few_steps(tmp_path):
     assert "report:" in proc.stdout and "compute-optimal" in proc.stdout
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
     assert (tmp_path / "demo" / "study.yaml").is_file()
+
+
+def test_higher_is_better_metric_uses_the_error_and_the_upper_envelope(tmp_path):
+    # mAP = 1 - error, the error following the known law: the fit must recover the law on 1 - mAP.
+    table = study_table()
+    table = table.assign(metric="mAP", value=1 - table["value"] / 10, higher_is_better=True)
+    result = analyse(table, "det.csv", metric="mAP", bootstrap=0)
+    assert result.higher_is_better
+    assert result.law.params_["alpha"] == pytest.approx(TRUE_PARAMS["alpha"], rel=0.05)
+    # The upper envelope of mAP picks exactly the points of the lower envelope of the error.
+    lower = analyse(study_table(), "err.csv", metric="loss", bootstrap=0).optimal.envelope_
+    upper = result.optimal.envelope_
+    assert upper[["run_id", "flops"]].reset_index(drop=True).equals(lower[["run_id", "flops"]].reset_index(drop=True))
+    fig = figures.relative_heatmap(result.final, "mAP", higher_is_better=True)
+    assert all(t.get_text().startswith("+") for t in fig.axes[0].texts)  # every larger cell has a higher mAP
+    write_report(result, tmp_path / "det")
