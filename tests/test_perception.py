@@ -173,3 +173,15 @@ def test_study_of_the_perception_task(tmp_path):
     assert {"mAP", "mAP50", "loss"} <= set(obs.metric)
     assert set(obs.loc[obs.metric == "mAP", "higher_is_better"]) == {1}
     assert sorted(obs.dataset_size.unique()) == [8, 16]
+
+
+@pytest.mark.parametrize("kind", ["vgg", "convnext"])
+def test_fpn_levels_follow_the_finest_stride(kind):
+    for finest in (4, 8):
+        spec = BackboneSpec(kind, 8, finest_stride=finest)
+        detector = build_detector(spec, 5, (64, 96))
+        maps = detector.backbone(torch.zeros(1, 3, 64, 96))
+        assert [tuple(m.shape[2:]) for m in maps.values()] == [(64 // s, 96 // s) for s in spec.strides]
+        # Every backbone parameter takes part (nothing past the last tap is counted in N).
+        detector.backbone(torch.rand(1, 3, 64, 96))["2"].sum().backward()
+        assert all(p.grad is not None for p in detector.backbone.features.parameters())

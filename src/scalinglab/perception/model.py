@@ -22,7 +22,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork
 
 NAMED_CONVNEXT = ("atto", "femto", "pico", "nano", "tiny", "small", "base", "large", "xlarge")
-STRIDES = (8, 16, 32)
+LEVELS = 3  # feature maps handed to the FPN, each half the resolution of the one before
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,27 @@ class BackboneSpec:
     kind: str  # "vgg", "convnext" (custom width) or "convnext_<variant>"
     width: int
     depths: tuple[int, ...] = (2, 2, 6, 2)
+    finest_stride: int = 8  # the FPN sees strides (8, 16, 32), or (4, 8, 16) for small objects
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(self.finest_stride * 2**k for k in range(LEVELS))
 
 
 class VGGFeatures(nn.Module):
-    """timm's VGG (its `features` stack), tapped after the pools at strides 8, 16 and 32."""
+    """timm's VGG (its `features` stack), tapped after the pools at the spec's strides (pool k has
+    stride 2^(k+1)); layers past the last tap are dropped, so they are not counted."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, spec: BackboneSpec) -> None:
         super().__init__()
-        w = width  # the VGG-11 pattern at base width w (VGG-11 itself is w = 64)
+        w = spec.width  # the VGG-11 pattern at base width w (VGG-11 itself is w = 64)
         cfg = [w, "M", 2 * w, "M", 4 * w, 4 * w, "M", 8 * w, 8 * w, "M", 8 * w, 8 * w, "M"]
-        self.body = VGG(cfg, num_classes=0).features
-        pools = [i for i, layer in enumerate(self.body) if isinstance(layer, nn.MaxPool2d)]
-        self.taps = pools[2:5]
-        self.channels = [4 * w, 8 * w, 8 * w]
+        body = VGG(cfg, num_classes=0).features
+        pools = [i for i, layer in enumerate(body) if isinstance(layer, nn.MaxPool2d)]
+        first = int(math.log2(spec.finest_stride)) - 1
+        self.taps = pools[first : first + LEVELS]
+        self.body = body[: self.taps[-1] + 1]
+        self.channels = [[w, 2 * w, 4 * w, 8 * w, 8 * w][k] for k in range(first, first + LEVELS)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -54,22 +62,24 @@ class VGGFeatures(nn.Module):
 
 
 class ConvNeXtFeatures(nn.Module):
-    """A timm ConvNeXt (features_only) at strides 8, 16, 32."""
+    """A timm ConvNeXt (features_only) at the spec's strides (stage i has stride 4 x 2^i)."""
 
     def __init__(self, spec: BackboneSpec) -> None:
         super().__init__()
+        first = int(math.log2(spec.finest_stride)) - 2
+        stages = tuple(range(first, first + LEVELS))
         if spec.kind == "convnext":
             d = spec.width
             self.body = timm.create_model(
                 "convnext_atto",
                 pretrained=False,
                 features_only=True,
-                out_indices=(1, 2, 3),
+                out_indices=stages,
                 depths=spec.depths,
                 dims=(d, 2 * d, 4 * d, 8 * d),
             )
         else:
-            self.body = timm.create_model(spec.kind, pretrained=False, features_only=True, out_indices=(1, 2, 3))
+            self.body = timm.create_model(spec.kind, pretrained=False, features_only=True, out_indices=stages)
         self.channels = list(self.body.feature_info.channels())
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -89,7 +99,7 @@ class BackboneWithFPN(nn.Module):
 
 
 def make_backbone(spec: BackboneSpec) -> nn.Module:
-    return VGGFeatures(spec.width) if spec.kind == "vgg" else ConvNeXtFeatures(spec)
+    return VGGFeatures(spec) if spec.kind == "vgg" else ConvNeXtFeatures(spec)
 
 
 @functools.lru_cache(maxsize=512)
@@ -99,32 +109,36 @@ def backbone_parameters(spec: BackboneSpec) -> int:
 
 
 def backbone_at_scale(
-    scale: float, base_width: int, named: bool = False, depths: tuple[int, ...] = (2, 2, 6, 2)
+    scale: float,
+    base_width: int,
+    named: bool = False,
+    depths: tuple[int, ...] = (2, 2, 6, 2),
+    finest_stride: int = 8,
 ) -> BackboneSpec:
     """The VGG baseline at scale 1; otherwise the ConvNeXt closest (in log) to scale x its parameters."""
-    baseline = BackboneSpec("vgg", base_width)
+    baseline = BackboneSpec("vgg", base_width, finest_stride=finest_stride)
     if scale == 1:
         return baseline
     target = scale * backbone_parameters(baseline)
     if named:
-        candidates = [BackboneSpec(f"convnext_{v}", 0) for v in NAMED_CONVNEXT]
+        candidates = [BackboneSpec(f"convnext_{v}", 0, finest_stride=finest_stride) for v in NAMED_CONVNEXT]
         return min(candidates, key=lambda spec: abs(math.log(backbone_parameters(spec) / target)))
     # A ConvNeXt's parameter count is an exact quadratic in its base width d (weights ~ d^2, norms and
     # biases ~ d): three counts give it, and the closest even widths are checked by an exact count.
-    counts = [backbone_parameters(BackboneSpec("convnext", d, depths)) for d in (2, 4, 6)]
+    counts = [backbone_parameters(BackboneSpec("convnext", d, depths, finest_stride)) for d in (2, 4, 6)]
     a = (counts[2] - 2 * counts[1] + counts[0]) / 8
     b = (counts[1] - counts[0]) / 2 - 6 * a
     c = counts[0] - 4 * a - 2 * b
     root = (-b + math.sqrt(b * b - 4 * a * (c - target))) / (2 * a)
     widths = {max(2, 2 * math.floor(root / 2) + k) for k in (-2, 0, 2, 4)}
-    candidates = [BackboneSpec("convnext", d, depths) for d in sorted(widths)]
+    candidates = [BackboneSpec("convnext", d, depths, finest_stride) for d in sorted(widths)]
     return min(candidates, key=lambda spec: abs(math.log(backbone_parameters(spec) / target)))
 
 
 def build_detector(spec: BackboneSpec, num_classes: int, image_size: tuple[int, int], fpn_channels: int = 64) -> FCOS:
     """FCOS (torchvision) over an FPN on the backbone; images are kept at their size (no resizing)."""
     height, width = image_size
-    anchors = AnchorGenerator(sizes=tuple((s,) for s in STRIDES), aspect_ratios=((1.0,),) * len(STRIDES))
+    anchors = AnchorGenerator(sizes=tuple((s,) for s in spec.strides), aspect_ratios=((1.0,),) * LEVELS)
     return FCOS(
         BackboneWithFPN(make_backbone(spec), fpn_channels),
         num_classes=num_classes + 1,  # torchvision counts the background
