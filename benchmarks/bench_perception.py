@@ -34,9 +34,14 @@ def grid(args: argparse.Namespace, console: Console) -> None:
     config = {
         "name": "perception-grid",
         "task": "perception",
-        "task_options": {**OPTIONS, "base_samples": args.images, "eval_samples": 300},
-        "model_scales": list(SCALES),
-        "data_scales": [0.075, 0.5, 1.0],
+        "task_options": {
+            **OPTIONS,
+            "base_samples": args.images,
+            "eval_samples": 300,
+            "finest_stride": args.finest_stride,
+        },
+        "model_scales": [float(v) for v in args.scales.split(",")],
+        "data_scales": [float(v) for v in args.fractions.split(",")],
         "budget": {"steps": args.steps},
         "batch_size": 16,
         "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
@@ -91,6 +96,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="training steps per grid cell")
     parser.add_argument("--images", type=int, default=2000, help="training images at data fraction 1.0")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scales", default="1,2,4,11.3", help="model scales of the grid")
+    parser.add_argument("--fractions", default="0.075,0.5,1.0", help="data fractions of the grid")
+    parser.add_argument("--finest-stride", type=int, choices=[4, 8], default=8, help="the FPN's finest level")
     args = parser.parse_args()
     console = Console(stderr=True)
     for name, part in {"generation": generation, "throughput": throughput, "grid": grid}.items():
