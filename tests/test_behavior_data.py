@@ -125,3 +125,9 @@ def test_synthetic_traffic_is_physical_and_multimodal():
     assert (end.norm(dim=-1) < 2).sum() > 5
     assert (data.agent_type == AGENT_TYPES["pedestrian"])[data.agent_valid.any(-1)].any()
     assert data.polyline_valid.any(-1).all()
+
+
+def test_synthetic_map_follows_the_polyline_options():
+    data = synthetic_traffic(SyntheticOptions(history=5, horizon=5, max_polylines=7, polyline_points=6), 4, seed=0)
+    assert data.polylines.shape[1:] == (7, 6, 2)
+    assert data.polyline_valid.any(-1).all()

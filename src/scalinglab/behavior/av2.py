@@ -127,9 +127,8 @@ def load_av2_scenario(
     agents[: len(chosen)], valid[: len(chosen)], types[: len(chosen)] = local[chosen], hist_valid[chosen], kinds[chosen]
 
     pieces, piece_kinds = _map_pieces(map_path, 2.0, polyline_points)
-    moved = [to_frame(p[None], origin, rotation)[0] for p in pieces]
     polylines, polyline_valid, polyline_type = nearest_polylines(
-        moved, piece_kinds, np.zeros(2), max_polylines, polyline_points
+        pieces, piece_kinds, origin, rotation, max_polylines, polyline_points
     )
     return TrajectorySet.from_numpy(
         agents=(agents * valid[..., None])[None],
@@ -137,9 +136,9 @@ def load_av2_scenario(
         agent_type=types[None],
         future=(to_frame(future[None], origin, rotation) * future_valid[None, :, None]),
         future_valid=future_valid[None],
-        polylines=polylines[None],
-        polyline_valid=polyline_valid[None],
-        polyline_type=polyline_type[None],
+        polylines=polylines,
+        polyline_valid=polyline_valid,
+        polyline_type=polyline_type,
     )
 
 

@@ -123,17 +123,35 @@ def split_polyline(points: np.ndarray, length: int) -> list[np.ndarray]:
 
 
 def nearest_polylines(
-    pieces: list[np.ndarray], kinds: list[int], center: np.ndarray, count: int, length: int
+    pieces: list[np.ndarray],
+    kinds: list[int],
+    origin: np.ndarray,
+    rotation: np.ndarray,
+    count: int,
+    length: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The `count` pieces closest to `center`, padded to [count, length, 2] with masks and types."""
-    out = np.zeros((count, length, 2), dtype=np.float32)
-    valid = np.zeros((count, length), dtype=bool)
-    types = np.full(count, POLYLINE_TYPES["other"], dtype=np.int64)
-    if pieces and count:
-        distance = np.array([np.min(np.linalg.norm(p - center, axis=1)) for p in pieces])
-        for slot, k in enumerate(np.argsort(distance, kind="stable")[:count]):
-            piece = pieces[k][:length]
-            out[slot, : len(piece)] = piece
-            valid[slot, : len(piece)] = True
-            types[slot] = kinds[k]
+    """Per sample, the `count` map pieces (world coordinates) nearest its origin, in its frame.
+
+    ``origin`` [S, 2] and ``rotation`` [S, 2, 2] come from `target_frames`. Returns points
+    [S, count, length, 2] (zero where unused), masks [S, count, length] and types [S, count]; pieces of
+    more than `length` points are cut, slots beyond the number of pieces are padding of type "other".
+    """
+    samples = len(origin)
+    out = np.zeros((samples, count, length, 2))
+    valid = np.zeros((samples, count, length), dtype=bool)
+    types = np.full((samples, count), POLYLINE_TYPES["other"], dtype=np.int64)
+    if not pieces or not count:
+        return out, valid, types
+    padded = np.zeros((len(pieces), length, 2))
+    mask = np.zeros((len(pieces), length), dtype=bool)
+    for k, piece in enumerate(pieces):
+        piece = piece[:length]
+        padded[k, : len(piece)], mask[k, : len(piece)] = piece, True
+    moved = to_frame(np.broadcast_to(padded, (samples, *padded.shape)), origin, rotation)  # [S, N, L, 2]
+    distance = np.where(mask, np.linalg.norm(moved, axis=-1), np.inf).min(axis=2)
+    order = np.argsort(distance, axis=1, kind="stable")[:, :count]
+    taken = order.shape[1]
+    valid[:, :taken] = mask[order]
+    out[:, :taken] = np.take_along_axis(moved, order[..., None, None], 1) * valid[:, :taken, :, None]
+    types[:, :taken] = np.asarray(kinds)[order]
     return out, valid, types

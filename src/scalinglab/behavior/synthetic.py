@@ -26,6 +26,7 @@ from scalinglab.behavior.sample import (
     AGENT_TYPES,
     POLYLINE_TYPES,
     TrajectorySet,
+    nearest_polylines,
     resample_polyline,
     split_polyline,
     target_frames,
@@ -95,7 +96,8 @@ def _speed_limit(points: np.ndarray) -> np.ndarray:
     return limit
 
 
-def make_layout(rng: np.random.Generator) -> Layout:
+def make_layout(rng: np.random.Generator, polyline_points: int) -> Layout:
+    """One intersection: its routes (for the simulation) and its map, cut into pieces of `polyline_points`."""
     width = rng.uniform(3.2, 3.8)
     angles = np.deg2rad(np.arange(4) * 90.0 + rng.uniform(-12, 12, size=4))
     u = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # outward along each arm
@@ -151,15 +153,15 @@ def make_layout(rng: np.random.Generator) -> Layout:
         outbound(b, k) for b in range(4) for k in range(2)
     ]
     for lane in lanes:
-        for piece in split_polyline(resample_polyline(lane, spacing), SyntheticOptions.polyline_points):
+        for piece in split_polyline(resample_polyline(lane, spacing), polyline_points):
             pieces.append(piece)
             kinds.append(POLYLINE_TYPES["lane"])
     for curve in connectors.values():
-        for piece in split_polyline(resample_polyline(curve, spacing), SyntheticOptions.polyline_points):
+        for piece in split_polyline(resample_polyline(curve, spacing), polyline_points):
             pieces.append(piece)
             kinds.append(POLYLINE_TYPES["connector"])
     for crossing in crossings:
-        pieces.append(resample_polyline(crossing, spacing)[: SyntheticOptions.polyline_points])
+        pieces.append(resample_polyline(crossing, spacing)[:polyline_points])
         kinds.append(POLYLINE_TYPES["crossing"])
     return Layout(
         routes=routes,
@@ -177,7 +179,8 @@ def make_layout(rng: np.random.Generator) -> Layout:
     )
 
 
-def _lookup(layout: Layout, route: np.ndarray, s: np.ndarray, table: np.ndarray) -> np.ndarray:
+def _lookup(table: np.ndarray, route: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """table[route] at arc length s, interpolated between the samples every DS metres."""
     index = np.clip(s / DS, 0, table.shape[1] - 1.000001)
     low = index.astype(np.int64)
     frac = index - low
@@ -185,7 +188,7 @@ def _lookup(layout: Layout, route: np.ndarray, s: np.ndarray, table: np.ndarray)
 
 
 def _positions(layout: Layout, route: np.ndarray, s: np.ndarray) -> np.ndarray:
-    return np.stack([_lookup(layout, route, s, layout.x), _lookup(layout, route, s, layout.y)], axis=-1)
+    return np.stack([_lookup(layout.x, route, s), _lookup(layout.y, route, s)], axis=-1)
 
 
 @numba.njit(cache=True)
@@ -251,7 +254,7 @@ def _nearest_obstacles(path, tangent, pos, on_route, priority, speed, ped_pos, p
 def simulate_chunk(options: SyntheticOptions, seed: int, chunk: int) -> TrajectorySet:
     """The scenes of one chunk (up to CHUNK; scenes without a usable target are dropped)."""
     rng = np.random.default_rng([seed, chunk])
-    layout = make_layout(rng)
+    layout = make_layout(rng, options.polyline_points)
     b, v, q = CHUNK, options.vehicles, options.pedestrians
     steps = WARMUP + options.history + options.horizon
 
@@ -277,7 +280,7 @@ def simulate_chunk(options: SyntheticOptions, seed: int, chunk: int) -> Trajecto
     v0 = rng.uniform(9, 15, size=(b, v))
     headway = rng.uniform(1.0, 1.8, size=(b, v))
     a_max, b_comf, s0 = rng.uniform(1.2, 2.2, size=(b, v)), 2.0, 2.0
-    speed = np.minimum(v0, _lookup(layout, route, s, layout.speed_limit)) * rng.uniform(0.5, 1.0, size=(b, v))
+    speed = np.minimum(v0, _lookup(layout.speed_limit, route, s)) * rng.uniform(0.5, 1.0, size=(b, v))
     priority = ~layout.left_turn[route]  # straight and right turns go before left turns
 
     # Pedestrians: a crosswalk, a direction, a start time and a walking speed.
@@ -327,13 +330,13 @@ def simulate_chunk(options: SyntheticOptions, seed: int, chunk: int) -> Trajecto
         dv = np.where(must_stop & (to_line - 1.0 < gap), speed, dv)
         gap = np.where(must_stop, np.minimum(gap, to_line - 1.0), gap)
 
-        desired = np.maximum(np.minimum(v0, _lookup(layout, route, s + speed, layout.speed_limit)), 0.5)
+        desired = np.maximum(np.minimum(v0, _lookup(layout.speed_limit, route, s + speed)), 0.5)
         wanted_gap = s0 + speed * headway + speed * dv / (2 * np.sqrt(a_max * b_comf))
         interaction = np.where(np.isfinite(gap), (np.maximum(wanted_gap, 0) / np.maximum(gap, 0.1)) ** 2, 0.0)
         accel = np.clip(a_max * (1 - (speed / desired) ** 4 - interaction), -8.0, a_max)
         speed = np.maximum(speed + accel * DT, 0.0)
         s = s + speed * DT * active
-    return _samples(options, rng, layout, track[:, :, WARMUP:], valid[:, :, WARMUP:], v, s)
+    return _samples(options, rng, layout, track[:, :, WARMUP:], valid[:, :, WARMUP:], v)
 
 
 def _samples(
@@ -343,7 +346,6 @@ def _samples(
     track: np.ndarray,
     valid: np.ndarray,
     v: int,
-    s: np.ndarray,
 ) -> TrajectorySet:
     h = options.history
     b, agents = track.shape[:2]
@@ -375,7 +377,9 @@ def _samples(
     )
     types_out = kinds[order]
 
-    polylines, polyline_valid, polyline_type = _nearest_map(layout, origin, rotation, options.max_polylines)
+    polylines, polyline_valid, polyline_type = nearest_polylines(
+        layout.map_pieces, layout.map_kinds, origin, rotation, options.max_polylines, options.polyline_points
+    )
     return TrajectorySet.from_numpy(
         agents=agents_out * valid_out[..., None],
         agent_valid=valid_out,
@@ -386,29 +390,6 @@ def _samples(
         polyline_valid=polyline_valid,
         polyline_type=polyline_type,
     )
-
-
-def _nearest_map(
-    layout: Layout, origin: np.ndarray, rotation: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample, the `count` map pieces nearest the target, in its frame: [S, P, L, 2], masks, types."""
-    length = max(len(p) for p in layout.map_pieces)
-    pieces = np.zeros((len(layout.map_pieces), length, 2))
-    mask = np.zeros((len(layout.map_pieces), length), dtype=bool)
-    for k, piece in enumerate(layout.map_pieces):
-        pieces[k, : len(piece)], mask[k, : len(piece)] = piece, True
-    moved = to_frame(np.broadcast_to(pieces, (len(origin), *pieces.shape)), origin, rotation)  # [S, N, L, 2]
-    distance = np.where(mask, np.linalg.norm(moved, axis=-1), np.inf).min(axis=2)
-    order = np.argsort(distance, axis=1, kind="stable")[:, :count]
-    chosen = np.take_along_axis(moved, order[..., None, None], 1)
-    valid = mask[order]
-    types = np.asarray(layout.map_kinds)[order]
-    if order.shape[1] < count:  # fewer pieces than slots: pad
-        pad = count - order.shape[1]
-        chosen = np.pad(chosen, ((0, 0), (0, pad), (0, 0), (0, 0)))
-        valid = np.pad(valid, ((0, 0), (0, pad), (0, 0)))
-        types = np.pad(types, ((0, 0), (0, pad)), constant_values=POLYLINE_TYPES["other"])
-    return chosen * valid[..., None], valid, types
 
 
 def synthetic_traffic(options: SyntheticOptions, scenes: int, seed: int) -> TrajectorySet:
