@@ -161,10 +161,10 @@ def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.nd
         cx = centre + lateral[k] * half
         bw, bh = SIZES[kind][0] * w * f * rng.uniform(0.85, 1.15), SIZES[kind][1] * w * f * rng.uniform(0.85, 1.15)
         ident = rank + 1
-        probe = np.zeros_like(ids)
-        _draw(kind, np.zeros_like(canvas), probe, cx, bottom, bw, bh, np.random.default_rng(0), ident)
-        full_area[ident] = int((probe == ident).sum())
-        _draw(kind, canvas, ids, cx, bottom, bw, bh, rng, ident)
+        alone = np.zeros_like(ids)  # the object's own pixels, before anything nearer covers them
+        _draw(kind, canvas, alone, cx, bottom, bw, bh, rng, ident)
+        full_area[ident] = int((alone == ident).sum())
+        ids[alone == ident] = ident
         idents.append(ident)
         labels.append(kinds[k] + 1)
     kept_boxes, kept_labels = [], []
