@@ -11,7 +11,8 @@ import yaml
 
 from scalinglab.cli.render import console, fmt
 
-DEMO_STUDY = {
+EVAL_EVERY = 40  # steps between evals (fewer when a run is shorter)
+DEMO_STUDY = {  # the budget is set from --steps
     "name": "demo-behavior",
     "task": "behavior",
     "task_options": {
@@ -27,11 +28,9 @@ DEMO_STUDY = {
     "model_scales": ["1X", "2X", "4X", "8X"],
     "scale_by": "width",
     "data_scales": ["1X", "4X", "16X"],
-    "budget": {"steps": 400},
     "batch_size": 64,
     "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.01},
     "schedule": {"kind": "cosine", "warmup_steps": 20},
-    "eval_every": 40,
     "seeds": [0],
     "device": "cpu",
 }
@@ -54,7 +53,7 @@ def demo(
 
     output.mkdir(parents=True, exist_ok=True)
     config_path = output / "study.yaml"
-    study = {**DEMO_STUDY, "budget": {"steps": steps}, "eval_every": max(1, min(steps, 40))}
+    study = {**DEMO_STUDY, "budget": {"steps": steps}, "eval_every": min(steps, EVAL_EVERY)}
     config_path.write_text(yaml.safe_dump(study, sort_keys=False))
     config = parse_config(study, str(config_path))
     store = Store.create(output / "study", config)

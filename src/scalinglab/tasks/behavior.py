@@ -157,15 +157,6 @@ class BehaviorTask(Task):
         return wta_loss(trajectories, logits, batch.future, batch.future_valid)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, data: TrajectorySet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Trajectories [S, K, F, 2] and mode probabilities [S, K] for a whole set, in eval batches."""
-        parts = [
-            model(data.subset(slice(i, i + self.options.eval_batch)).to(device))
-            for i in range(0, len(data), self.options.eval_batch)
-        ]
-        return torch.cat([p[0].float() for p in parts]), torch.cat([p[1].float() for p in parts]).softmax(-1)
-
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TrajectorySet, device: torch.device) -> dict[str, float]:
         totals: dict[str, float] = {}
         step = self.options.eval_batch
