@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from rich.console import Console
 
 from common import training_rate
@@ -39,12 +40,13 @@ def grid(args: argparse.Namespace, console: Console) -> None:
             "base_samples": args.images,
             "eval_samples": 300,
             "finest_stride": args.finest_stride,
+            **{key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.set)},
         },
         "model_scales": [float(v) for v in args.scales.split(",")],
         "data_scales": [float(v) for v in args.fractions.split(",")],
         "budget": {"steps": args.steps},
         "batch_size": 16,
-        "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
+        "optimizer": {"name": "adamw", "lr": args.lr, "weight_decay": 0.05},
         "schedule": {"kind": "cosine", "warmup_steps": 50},
         "eval_every": args.steps,
     }
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scales", default="1,2,4,11.3", help="model scales of the grid")
     parser.add_argument("--fractions", default="0.075,0.5,1.0", help="data fractions of the grid")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate of every cell")
+    parser.add_argument("--set", action="append", default=[], help="a task option KEY=VALUE (repeatable)")
     parser.add_argument("--finest-stride", type=int, choices=[4, 8], default=8, help="the FPN's finest level")
     args = parser.parse_args()
     console = Console(stderr=True)

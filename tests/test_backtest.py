@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.backtest import backtest, choose_form, holdout_mask
+from scalinglab.backtest import Choice, backtest, choose_form, holdout_mask
 from scalinglab.errors import UserError
 from scalinglab.example import example_observations
 from scalinglab.forms import get_form
+from scalinglab.law import ScalingLaw
 from scalinglab.observations import FitData, select_fit_data
 
 
@@ -65,9 +66,30 @@ def test_the_true_two_variable_form_ranks_first():
 
 def test_automatic_choice_uses_only_the_data_given():
     data = one_var("power_offset", {"E": 1.5, "A": 300.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30))
-    assert choose_form(data, ["power", "power_offset"]) == "power_offset"
+    assert choose_form(data, ["power", "power_offset"]).form == "power_offset"
     pure = one_var("power", {"A": 50.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30), noise=0.001)
-    assert choose_form(pure, ["power", "bnsl1"]) in ("power", "bnsl1")
+    assert choose_form(pure, ["power", "bnsl1"]).form in ("power", "bnsl1")
+    # M4 by least squares on log y when it is offered and the points leave two degrees of freedom.
+    assert choose_form(data, ["power", "m4"]) == Choice("m4", "mse", choose_form(data, ["m4"]).reason)
+    short = FitData(data.inputs[:, :6], data.input_names, data.y[:6], None, "short")
+    assert choose_form(short, ["power_offset", "m4"]).form == "power_offset"
+
+
+def test_auto_row_scores_the_choice_made_from_the_kept_points():
+    truth = {"eps_inf": 0.1, "gap": 0.8, "alpha": 0.7, "beta": 30.0, "c": 0.4}
+    data = one_var("m4", truth, np.geomspace(1e3, 1e9, 30), noise=0.002)
+    mask = holdout_mask("largest:6", data)
+    result = backtest(data, mask, ["power", "m4", "auto"], bootstrap=0)
+    assert result.auto.form == "m4" and result.auto.loss == "mse"
+    scores = result.scores.set_index("form")
+    # Its score is that of M4 fitted by least squares on the kept points, computed independently here.
+    train = FitData(data.inputs[:, ~mask], data.input_names, data.y[~mask], None, "t")
+    law = ScalingLaw(form="m4", loss="mse").fit(train)
+    with pytest.warns(UserWarning, match="far extrapolation"):
+        pred = law.predict(x=data.inputs[0, mask])
+    expected = np.sqrt(np.mean(np.log(np.asarray(pred) / data.y[mask]) ** 2))
+    assert scores.loc["auto", "rmsle"] == pytest.approx(expected, rel=1e-6)
+    assert scores.loc["auto", "rmsle"] < scores.loc["power", "rmsle"]
 
 
 def test_m4_solves_its_implicit_law_and_recovers_parameters():
@@ -98,6 +120,8 @@ def test_cli_backtest(tmp_path):
             "largest:6",
             "--bootstrap",
             "20",
+            "--forms",
+            "chinchilla,kaplan,auto",
             "--json",
         ],
         capture_output=True,
@@ -106,7 +130,9 @@ def test_cli_backtest(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["n_test"] == 6 and {s["form"] for s in out["scores"]} == {"chinchilla", "kaplan"}
+    assert out["n_test"] == 6 and {s["form"] for s in out["scores"]} == {"chinchilla", "kaplan", "auto"}
+    # Two-variable forms: auto is the one that best predicts the kept points' largest scales from the rest.
+    assert out["auto"]["form"] in ("chinchilla", "kaplan") and "best at predicting" in out["auto"]["reason"]
     bad = subprocess.run(
         [sys.executable, "-m", "scalinglab", "backtest", str(path), "--holdout", "largest:99"],
         capture_output=True,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from scalinglab.errors import UserError
+from scalinglab.perception.augment import augment
 from scalinglab.perception.formats import load_coco, load_kitti, write_coco, write_kitti
 from scalinglab.perception.model import BackboneSpec, backbone_at_scale, backbone_parameters, build_detector
 from scalinglab.perception.synthetic import CLASSES, SceneOptions, synthetic_scenes
@@ -73,12 +74,13 @@ def test_loader_errors_name_the_file(tmp_path):
         load_kitti(tmp_path)
 
 
-def test_family_baseline_then_convnext_by_parameters():
-    baseline = backbone_at_scale(1, 8)
+@pytest.mark.parametrize("stem", ["patch", "overlap_act"])
+def test_family_baseline_then_convnext_by_parameters(stem):
+    baseline = backbone_at_scale(1, 8, stem=stem)
     assert baseline.kind == "vgg"
-    every = [BackboneSpec("convnext", d) for d in range(2, 34, 2)]
+    every = [BackboneSpec("convnext", d, stem=stem) for d in range(2, 34, 2)]
     for scale in (2, 4, 8):
-        spec = backbone_at_scale(scale, 8)
+        spec = backbone_at_scale(scale, 8, stem=stem)
         assert spec.kind == "convnext"
         target = scale * backbone_parameters(baseline)
         brute = min(every, key=lambda s: abs(math.log(backbone_parameters(s) / target)))
@@ -89,6 +91,30 @@ def test_family_baseline_then_convnext_by_parameters():
         backbone = detector.backbone.features
         assert sum(p.numel() for p in backbone.parameters()) == backbone_parameters(spec)  # exact, not estimated
     assert backbone_at_scale(40, 64, named=True).kind == "convnext_xlarge"
+
+
+def test_flip_moves_boxes_with_the_image_and_is_seeded(scenes):
+    part = scenes.subset(range(8))
+    torch.manual_seed(3)
+    out = augment(part, hflip=True)
+    torch.manual_seed(3)
+    again = augment(part, hflip=True)
+    assert torch.equal(out.images, again.images)
+    width = part.images.shape[-1]
+    flipped = [i for i in range(8) if not torch.equal(out.images[i], part.images[i])]
+    assert 0 < len(flipped) < 8  # each image drawn independently
+    for i in range(8):
+        if i in flipped:
+            assert torch.equal(out.images[i], part.images[i].flip(-1))
+            x1, y1, x2, y2 = part.boxes[i].unbind(-1)
+            assert torch.equal(out.boxes[i], torch.stack([width - x2, y1, width - x1, y2], -1))
+        else:
+            assert torch.equal(out.boxes[i], part.boxes[i])
+        assert torch.equal(out.labels[i], part.labels[i])
+    assert augment(part, hflip=False) is part
+    jittered = augment(part, hflip=False, color_jitter=0.4)
+    assert jittered.images.dtype == torch.uint8 and not torch.equal(jittered.images, part.images)
+    assert all(torch.equal(a, b) for a, b in zip(jittered.boxes, part.boxes, strict=True))
 
 
 class Oracle(nn.Module):

@@ -84,6 +84,18 @@ def _prediction_interval(law: ScalingLaw, train: FitData, inputs: np.ndarray, le
     return np.exp(lo), np.exp(hi)
 
 
+AUTO = "auto"
+# Alabdulmohsin et al. (2022)'s recommended estimator, with their objective (least squares on log y).
+PREFERRED_FORM, PREFERRED_LOSS = "m4", "mse"
+
+
+@dataclass(frozen=True)
+class Choice:
+    form: str
+    loss: str
+    reason: str
+
+
 @dataclass
 class Backtest:
     scores: pd.DataFrame  # one row per form
@@ -91,6 +103,7 @@ class Backtest:
     agreement: pd.DataFrame  # Spearman rank correlation of the forms' predicted orderings
     recommendation: str
     warnings: list[str] = field(default_factory=list)
+    auto: Choice | None = None  # what the "auto" row fitted, chosen from the kept points alone
 
 
 def backtest(
@@ -105,8 +118,15 @@ def backtest(
     """Fit every form on the kept points, predict the held-out ones, score and compare the forms."""
     train, test = _subset(data, ~mask), _subset(data, mask)
     rows, preds, intervals, warnings = [], {}, {}, []
+    choice = None
     for name in forms:
-        form = get_form(name)
+        options = dict(law_options)
+        if name == AUTO:
+            choice = choose_form(train, [f for f in forms if f != AUTO], **law_options)
+            form_name, options["loss"] = choice.form, choice.loss
+        else:
+            form_name = name
+        form = get_form(form_name)
         if form.inputs != data.input_names:
             raise UserError(
                 f"form '{name}' is a law in {', '.join(form.inputs)}, the data give {', '.join(data.input_names)}"
@@ -114,7 +134,7 @@ def backtest(
         if train.n_points < form.n_params:
             warnings.append(f"{name}: {train.n_points} points kept, fewer than its {form.n_params} parameters; skipped")
             continue
-        law = ScalingLaw(form=name, bootstrap=bootstrap, seed=seed, **law_options).fit(train)
+        law = ScalingLaw(form=form_name, bootstrap=bootstrap, seed=seed, **options).fit(train)
         pred = np.exp(form.log_predict(law.theta_[None, :], np.log(test.inputs))[0])
         log_err = np.log(pred) - np.log(test.y)
         row = {
@@ -165,15 +185,26 @@ def backtest(
             f"{best['form']}'s {level:.0%} prediction intervals cover only {best['coverage']:.0%} "
             "of the held-out points"
         )
-    return Backtest(scores, predictions, agreement, recommendation, warnings)
+    return Backtest(scores, predictions, agreement, recommendation, warnings, choice)
 
 
-def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options) -> str:
-    """The form that best extrapolates within the data: fit on the smaller (1 - validation) share of
-    scales, score on the largest share, no peeking beyond the data given."""
+def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options) -> Choice:
+    """The automatic choice of form (and fitting loss) from the given points alone.
+
+    For a learning curve in one variable, M4 of Alabdulmohsin et al. (2022) fitted by least squares on
+    log y, their recommended estimator and objective, whenever it is offered and the points leave at
+    least two degrees of freedom beyond its five parameters. Otherwise the form that best extrapolates
+    within the data: fitted on the smaller (1 - validation) share of scales, scored on the largest share.
+    """
+    loss = law_options.pop("loss", "huber")
+    if PREFERRED_FORM in forms and data.n_points >= get_form(PREFERRED_FORM).n_params + 2:
+        return Choice(PREFERRED_FORM, PREFERRED_LOSS, "the saturating law M4, least squares on log y (the default)")
     count = max(1, math.ceil(validation * data.n_points))
     mask = holdout_mask(f"largest:{count}", data)
     usable = [f for f in forms if (~mask).sum() >= get_form(f).n_params]
     if not usable:
-        return forms[0]
-    return str(backtest(data, mask, usable, bootstrap=0, **law_options).scores.iloc[0]["form"])
+        return Choice(forms[0], loss, f"too few points ({data.n_points}) to compare forms; the first offered")
+    scores = backtest(data, mask, usable, bootstrap=0, loss=loss, **law_options).scores
+    best = scores.iloc[0]
+    reason = f"best at predicting the largest {count} points from the rest (RMSLE {best['rmsle']:.3g})"
+    return Choice(str(best["form"]), loss, reason)

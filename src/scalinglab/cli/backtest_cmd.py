@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from scalinglab.backtest import AUTO, holdout_mask
 from scalinglab.backtest import backtest as run_backtest
-from scalinglab.backtest import holdout_mask
 from scalinglab.cli.render import console, frame_table, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.forms import get_form
@@ -20,7 +20,7 @@ Opt = typer.Option
 def backtest(
     data: Annotated[Path, typer.Argument(help="observations table (.csv, .tsv or .parquet)")],
     holdout: Annotated[str, Opt(help="largest:K, frac:F or COLUMN>VALUE")] = "frac:0.2",
-    forms: Annotated[str | None, Opt(help="comma-separated forms [chinchilla,kaplan; with --x the 1-D forms]")] = None,
+    forms: Annotated[str | None, Opt(help="forms, comma-separated; auto: the automatic choice")] = None,
     n: Annotated[str | None, Opt("--n", help="column of model size N [n_params]")] = None,
     d: Annotated[str | None, Opt("--d", help="column of data size D [dataset_size]")] = None,
     x: Annotated[str | None, Opt("--x", help="column of the variable of one-variable forms")] = None,
@@ -34,8 +34,9 @@ def backtest(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Would a law fitted on the small scales have predicted the held-out larger ones? Compare forms."""
-    names = forms.split(",") if forms else (["power", "power_offset", "bnsl1", "m4"] if x else ["chinchilla", "kaplan"])
-    inputs = {get_form(name).inputs for name in names}
+    one_var = ["power", "power_offset", "bnsl1", "m4", AUTO]
+    names = forms.split(",") if forms else (one_var if x else ["chinchilla", "kaplan"])
+    inputs = {get_form(name).inputs for name in names if name != AUTO}
     if len(inputs) != 1:
         raise UserError(f"--forms mixes laws in different variables: {', '.join(names)}")
     table = read_table(data)
@@ -60,6 +61,7 @@ def backtest(
                 "scores": records(result.scores),
                 "agreement": result.agreement.to_dict(),
                 "recommendation": result.recommendation,
+                "auto": None if result.auto is None else vars(result.auto),
                 "warnings": result.warnings,
             }
         )
@@ -70,5 +72,7 @@ def backtest(
         frame_table(result.agreement.reset_index(names="form"), "Spearman correlation of predicted orderings")
     )
     console.print(f"recommended: {result.recommendation}", markup=False, highlight=False)
+    if result.auto is not None:
+        console.print(f"auto fitted {result.auto.form} ({result.auto.loss} loss): {result.auto.reason}", markup=False)
     for message in result.warnings:
         console.print(f"warning: {message}", markup=False, highlight=False)

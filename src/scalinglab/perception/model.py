@@ -31,6 +31,9 @@ class BackboneSpec:
     width: int
     depths: tuple[int, ...] = (2, 2, 6, 2)
     finest_stride: int = 8  # the FPN sees strides (8, 16, 32), or (4, 8, 16) for small objects
+    drop_path: float = 0.0  # ConvNeXt stochastic depth rate (no parameters; VGG has none)
+    stem: str = "patch"  # ConvNeXt stem: timm's "patch" (4x4 patchify) or "overlap_act" (two 3x3 convs)
+    layer_scale: float = 1e-6  # ConvNeXt's layer-scale initial value (timm's default 1e-6)
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -77,9 +80,20 @@ class ConvNeXtFeatures(nn.Module):
                 out_indices=stages,
                 depths=spec.depths,
                 dims=(d, 2 * d, 4 * d, 8 * d),
+                drop_path_rate=spec.drop_path,
+                stem_type=spec.stem,
+                ls_init_value=spec.layer_scale,
             )
         else:
-            self.body = timm.create_model(spec.kind, pretrained=False, features_only=True, out_indices=stages)
+            self.body = timm.create_model(
+                spec.kind,
+                pretrained=False,
+                features_only=True,
+                out_indices=stages,
+                drop_path_rate=spec.drop_path,
+                stem_type=spec.stem,
+                ls_init_value=spec.layer_scale,
+            )
         self.channels = list(self.body.feature_info.channels())
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -114,6 +128,7 @@ def backbone_at_scale(
     named: bool = False,
     depths: tuple[int, ...] = (2, 2, 6, 2),
     finest_stride: int = 8,
+    stem: str = "patch",
 ) -> BackboneSpec:
     """The VGG baseline at scale 1; otherwise the ConvNeXt closest (in log) to scale x its parameters."""
     baseline = BackboneSpec("vgg", base_width, finest_stride=finest_stride)
@@ -121,17 +136,17 @@ def backbone_at_scale(
         return baseline
     target = scale * backbone_parameters(baseline)
     if named:
-        candidates = [BackboneSpec(f"convnext_{v}", 0, finest_stride=finest_stride) for v in NAMED_CONVNEXT]
+        candidates = [BackboneSpec(f"convnext_{v}", 0, finest_stride=finest_stride, stem=stem) for v in NAMED_CONVNEXT]
         return min(candidates, key=lambda spec: abs(math.log(backbone_parameters(spec) / target)))
     # A ConvNeXt's parameter count is an exact quadratic in its base width d (weights ~ d^2, norms and
     # biases ~ d): three counts give it, and the closest even widths are checked by an exact count.
-    counts = [backbone_parameters(BackboneSpec("convnext", d, depths, finest_stride)) for d in (2, 4, 6)]
+    counts = [backbone_parameters(BackboneSpec("convnext", d, depths, finest_stride, stem=stem)) for d in (2, 4, 6)]
     a = (counts[2] - 2 * counts[1] + counts[0]) / 8
     b = (counts[1] - counts[0]) / 2 - 6 * a
     c = counts[0] - 4 * a - 2 * b
     root = (-b + math.sqrt(b * b - 4 * a * (c - target))) / (2 * a)
     widths = {max(2, 2 * math.floor(root / 2) + k) for k in (-2, 0, 2, 4)}
-    candidates = [BackboneSpec("convnext", d, depths, finest_stride) for d in sorted(widths)]
+    candidates = [BackboneSpec("convnext", d, depths, finest_stride, stem=stem) for d in sorted(widths)]
     return min(candidates, key=lambda spec: abs(math.log(backbone_parameters(spec) / target)))
 
 

@@ -9,6 +9,7 @@ torchmetrics (pycocotools backend), higher is better.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from typing import Literal
@@ -42,6 +43,11 @@ class PerceptionOptions(TaskOptions):
     named_convnext: bool = False  # scales map to timm's named ConvNeXt variants (atto ... xlarge)
     fpn_channels: int = Field(64, gt=0, multiple_of=32)
     finest_stride: Literal[4, 8] = 8  # the FPN's levels: strides 8/16/32, or 4/8/16 (small objects, ~3x slower)
+    hflip: bool = True  # random horizontal flips of training images (boxes follow)
+    color_jitter: float = Field(0.0, ge=0, le=1)  # brightness / contrast / saturation jitter of training images
+    drop_path: float = Field(0.0, ge=0, lt=1)  # ConvNeXt stochastic depth (its recipe's regulariser)
+    convnext_stem: Literal["patch", "overlap_act"] = "patch"  # 4x4 patchify, or two 3x3 stride-2 convs
+    layer_scale: float = Field(1e-6, gt=0)  # ConvNeXt layer-scale initial value (timm's default 1e-6)
     eval_batch: int = Field(32, gt=0)
 
     @model_validator(mode="after")
@@ -128,11 +134,16 @@ class PerceptionTask(Task):
 
         del scale_by  # the family is fixed: VGG at 1X, ConvNeXt sized by parameters above it
         opts = self.options
-        spec = backbone_at_scale(model_scale, opts.base_width, opts.named_convnext, finest_stride=opts.finest_stride)
+        spec = backbone_at_scale(
+            model_scale, opts.base_width, opts.named_convnext, finest_stride=opts.finest_stride, stem=opts.convnext_stem
+        )
+        spec = dataclasses.replace(spec, drop_path=opts.drop_path, layer_scale=opts.layer_scale)
         return build_detector(spec, self.num_classes(), self.options.size, self.options.fpn_channels)
 
     def batch(self, data: DetectionSet, indices: torch.Tensor, device: torch.device):
-        return data.subset(indices).batch(device)
+        from scalinglab.perception.augment import augment
+
+        return augment(data.subset(indices), self.options.hflip, self.options.color_jitter).batch(device)
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         images, targets = batch
