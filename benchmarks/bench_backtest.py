@@ -4,7 +4,7 @@ Each curve comes with its own fit / held-out split (`Training` 1 / 0). Every for
 fit points and scored by RMSLE on the held-out points; "auto" is scalinglab's automatic choice,
 made from the fit points alone (`scalinglab.backtest.choose_form`).
 
-    .venv/bin/python benchmarks/bench_backtest.py [--forms power,power_offset,m3,m4,bnsl1] [--limit N]
+    .venv/bin/python benchmarks/bench_backtest.py [--forms power,power_offset,m3,m4] [--limit N]
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ def _prediction_interval(law: ScalingLaw, train: FitData, inputs: np.ndarray, le
 AUTO = "auto"
 # Alabdulmohsin et al. (2022)'s recommended estimator, with their objective (least squares on log y).
 PREFERRED_FORM, PREFERRED_LOSS = "m4", "mse"
+DEFAULT_LOSS = ScalingLaw().loss
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def backtest(
     train, test = _subset(data, ~mask), _subset(data, mask)
     rows, preds, intervals, warnings = [], {}, {}, []
     choice = None
+    fitted: dict[tuple[str, str], ScalingLaw] = {}  # auto's pick is often a row already fitted
     for name in forms:
         options = dict(law_options)
         if name == AUTO:
@@ -134,7 +136,10 @@ def backtest(
         if train.n_points < form.n_params:
             warnings.append(f"{name}: {train.n_points} points kept, fewer than its {form.n_params} parameters; skipped")
             continue
-        law = ScalingLaw(form=form_name, bootstrap=bootstrap, seed=seed, **options).fit(train)
+        key = (form_name, options.get("loss", DEFAULT_LOSS))
+        if key not in fitted:
+            fitted[key] = ScalingLaw(form=form_name, bootstrap=bootstrap, seed=seed, **options).fit(train)
+        law = fitted[key]
         pred = np.exp(form.log_predict(law.theta_[None, :], np.log(test.inputs))[0])
         log_err = np.log(pred) - np.log(test.y)
         row = {
@@ -196,7 +201,7 @@ def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law
     least two degrees of freedom beyond its five parameters. Otherwise the form that best extrapolates
     within the data: fitted on the smaller (1 - validation) share of scales, scored on the largest share.
     """
-    loss = law_options.pop("loss", "huber")
+    loss = law_options.pop("loss", DEFAULT_LOSS)
     if PREFERRED_FORM in forms and data.n_points >= get_form(PREFERRED_FORM).n_params + 2:
         return Choice(PREFERRED_FORM, PREFERRED_LOSS, "the saturating law M4, least squares on log y (the default)")
     count = max(1, math.ceil(validation * data.n_points))

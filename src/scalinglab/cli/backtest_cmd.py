@@ -15,12 +15,16 @@ from scalinglab.forms import get_form
 from scalinglab.observations import read_table, select_fit_data
 
 Opt = typer.Option
+ONE_VAR_FORMS = ["power", "power_offset", "bnsl1", "m4", AUTO]
+FORMS_HELP = (
+    f"comma-separated forms; {AUTO}: the automatic choice [chinchilla,kaplan; with --x {','.join(ONE_VAR_FORMS)}]"
+)
 
 
 def backtest(
     data: Annotated[Path, typer.Argument(help="observations table (.csv, .tsv or .parquet)")],
     holdout: Annotated[str, Opt(help="largest:K, frac:F or COLUMN>VALUE")] = "frac:0.2",
-    forms: Annotated[str | None, Opt(help="forms, comma-separated; auto: the automatic choice")] = None,
+    forms: Annotated[str | None, Opt(help=FORMS_HELP)] = None,
     n: Annotated[str | None, Opt("--n", help="column of model size N [n_params]")] = None,
     d: Annotated[str | None, Opt("--d", help="column of data size D [dataset_size]")] = None,
     x: Annotated[str | None, Opt("--x", help="column of the variable of one-variable forms")] = None,
@@ -34,8 +38,7 @@ def backtest(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Would a law fitted on the small scales have predicted the held-out larger ones? Compare forms."""
-    one_var = ["power", "power_offset", "bnsl1", "m4", AUTO]
-    names = forms.split(",") if forms else (one_var if x else ["chinchilla", "kaplan"])
+    names = forms.split(",") if forms else (ONE_VAR_FORMS if x else ["chinchilla", "kaplan"])
     inputs = {get_form(name).inputs for name in names if name != AUTO}
     if len(inputs) != 1:
         raise UserError(f"--forms mixes laws in different variables: {', '.join(names)}")

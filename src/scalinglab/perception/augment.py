@@ -19,8 +19,11 @@ def _transform(hflip: bool, color_jitter: float) -> v2.Compose | None:
     if hflip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     if color_jitter > 0:
-        strength = color_jitter
-        steps.append(v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=strength / 10))
+        steps.append(
+            v2.ColorJitter(
+                brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=color_jitter / 10
+            )
+        )
     return v2.Compose(steps) if steps else None
 
 

@@ -71,29 +71,19 @@ class ConvNeXtFeatures(nn.Module):
         super().__init__()
         first = int(math.log2(spec.finest_stride)) - 2
         stages = tuple(range(first, first + LEVELS))
+        options = {
+            "pretrained": False,
+            "features_only": True,
+            "out_indices": stages,
+            "drop_path_rate": spec.drop_path,
+            "stem_type": spec.stem,
+            "ls_init_value": spec.layer_scale,
+        }
         if spec.kind == "convnext":
             d = spec.width
-            self.body = timm.create_model(
-                "convnext_atto",
-                pretrained=False,
-                features_only=True,
-                out_indices=stages,
-                depths=spec.depths,
-                dims=(d, 2 * d, 4 * d, 8 * d),
-                drop_path_rate=spec.drop_path,
-                stem_type=spec.stem,
-                ls_init_value=spec.layer_scale,
-            )
+            self.body = timm.create_model("convnext_atto", depths=spec.depths, dims=(d, 2 * d, 4 * d, 8 * d), **options)
         else:
-            self.body = timm.create_model(
-                spec.kind,
-                pretrained=False,
-                features_only=True,
-                out_indices=stages,
-                drop_path_rate=spec.drop_path,
-                stem_type=spec.stem,
-                ls_init_value=spec.layer_scale,
-            )
+            self.body = timm.create_model(spec.kind, **options)
         self.channels = list(self.body.feature_info.channels())
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
