@@ -145,16 +145,24 @@ def test_map_is_one_on_perfect_predictions_and_zero_on_none(scenes):
     empty = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}] * 20
     scores = task.evaluate(Oracle(empty), data, torch.device("cpu"))
     assert scores["mAP"] == 0.0 and scores["mAP50"] == 0.0
-    # Boxes shifted by half their width: IoU 1/3, below every COCO threshold.
-    shifted = [
-        {
-            "boxes": b + torch.stack([(b[:, 2] - b[:, 0]) / 2, torch.zeros(len(b))] * 2, dim=1),
-            "scores": torch.ones(len(b)),
-            "labels": c,
-        }
-        for b, c in zip(data.boxes, data.labels, strict=True)
-    ]
-    assert task.evaluate(Oracle(shifted), data, torch.device("cpu"))["mAP50"] == 0.0
+
+    def shifted(fraction: float) -> list[dict]:
+        return [
+            {
+                "boxes": b + torch.stack([(b[:, 2] - b[:, 0]) * fraction, torch.zeros(len(b))] * 2, dim=1),
+                "scores": torch.ones(len(b)),
+                "labels": c,
+            }
+            for b, c in zip(data.boxes, data.labels, strict=True)
+        ]
+
+    # Shifted by half their width: IoU 1/3, below every COCO threshold.
+    assert task.evaluate(Oracle(shifted(0.5)), data, torch.device("cpu"))["mAP50"] == 0.0
+    # Shifted by a fifth: IoU 0.8 / 1.2 = 2/3, a hit at IoU .50, .55, .60, .65 and a miss from .70 on, so
+    # mAP@[.5:.95] is 4 of its 10 thresholds.
+    scores = task.evaluate(Oracle(shifted(0.2)), data, torch.device("cpu"))
+    assert (scores["mAP50"], scores["mAP75"]) == (pytest.approx(1.0), 0.0)
+    assert scores["mAP"] == pytest.approx(0.4)
 
 
 def test_a_few_training_steps_reduce_the_loss(scenes):
@@ -196,7 +204,7 @@ def test_study_of_the_perception_task(tmp_path):
     store = Store.create(tmp_path / "s", config)
     assert execute(store) == {"done": 4}
     obs = store.observations()
-    assert {"mAP", "mAP50", "loss"} <= set(obs.metric)
+    assert {"mAP", "mAP50", "mAP75", "loss"} <= set(obs.metric)
     assert set(obs.loc[obs.metric == "mAP", "higher_is_better"]) == {1}
     assert sorted(obs.dataset_size.unique()) == [8, 16]
 
@@ -211,3 +219,38 @@ def test_fpn_levels_follow_the_finest_stride(kind):
         # Every backbone parameter takes part (nothing past the last tap is counted in N).
         detector.backbone(torch.rand(1, 3, 64, 96))["2"].sum().backward()
         assert all(p.grad is not None for p in detector.backbone.features.parameters())
+
+
+def test_task_options_reach_the_backbone():
+    options = {
+        "base_width": 4,
+        "finest_stride": 4,
+        "convnext_stem": "overlap_act",
+        "drop_path": 0.1,
+        "layer_scale": 1.0,
+    }
+    task = PerceptionTask({**options, "image_height": 64, "image_width": 96, "fpn_channels": 32})
+    assert task.backbone(1) == BackboneSpec("vgg", 4, finest_stride=4, drop_path=0.1, layer_scale=1.0)
+    spec = task.backbone(4)
+    assert (spec.kind, spec.finest_stride, spec.stem, spec.drop_path, spec.layer_scale) == (
+        "convnext",
+        4,
+        "overlap_act",
+        0.1,
+        1.0,
+    )
+    assert spec.width == backbone_at_scale(4, 4, finest_stride=4, stem="overlap_act").width
+    model = task.build_model(4, "width")
+    assert sum(p.numel() for p in model.backbone.features.parameters()) == backbone_parameters(spec)
+
+
+def test_min_box_side_labels_smaller_objects_in_the_same_images():
+    base = {"image_height": 64, "image_width": 96, "base_samples": 12, "eval_samples": 4, "base_width": 4}
+    default = PerceptionTask(base).build_data(1.0, 0).train
+    small = PerceptionTask({**base, "min_box_side": 1}).build_data(1.0, 0).train
+    assert torch.equal(default.images, small.images)
+    sides = [torch.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) for b in default.boxes]
+    assert all(bool((s >= 4).all()) for s in sides)
+    assert sum(len(b) for b in small.boxes) > sum(len(b) for b in default.boxes)
+    for big, every in zip(default.boxes, small.boxes, strict=True):  # the default's boxes are among them
+        assert all(any(torch.equal(box, other) for other in every) for box in big)

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,10 @@ from scalinglab.study.runner import execute, export
 from scalinglab.study.schedule import lr_factor
 from scalinglab.study.store import Store
 from scalinglab.study.train import RunSpec, measure_step_flops, sample_indices, train_run
+from scalinglab.tasks import build_task
 from scalinglab.tasks.toy import ToyTask
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BASE = {
     "name": "t",
@@ -256,3 +260,10 @@ def test_ray_executor_on_a_real_local_instance(tmp_path):
     store = Store.create(tmp_path / "s", config(model_scales=[1], data_scales=[1, 2]))
     assert execute(store, executor="ray") == {"done": 2}
     assert len(store.observations()) > 0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    config = load_config(path)  # raises a UserError naming the key on any unknown or invalid study or task key
+    assert config.name == path.stem.removesuffix("_study")
+    assert build_task(config.task, config.task_options).name == config.task

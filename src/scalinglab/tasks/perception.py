@@ -4,7 +4,7 @@ Data sources: synthetic driving scenes (default, rendered locally), COCO-format 
 (``annotations`` JSON + ``images`` folder) and KITTI (``root`` with ``image_2/`` and ``label_2/``).
 A data scale multiplies ``base_samples`` (synthetic: images; real data: by default the whole training
 set, so scales are fractions such as 0.075, 0.5, 1). Metrics: COCO mAP@[.5:.95] and mAP@.5 through
-torchmetrics (pycocotools backend), higher is better.
+torchmetrics (pycocotools backend), also at IoU .5 and .75 alone; higher is better.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -21,6 +21,9 @@ from torch import nn
 from scalinglab.errors import UserError
 from scalinglab.perception.sample import DetectionSet
 from scalinglab.tasks.base import Task, TaskData, TaskOptions, fixed_order, scaled_size
+
+if TYPE_CHECKING:
+    from scalinglab.perception.model import BackboneSpec
 
 EVAL_SEED_OFFSET = 1_000_003
 
@@ -39,6 +42,7 @@ class PerceptionOptions(TaskOptions):
     base_samples: int | None = Field(None, gt=0)  # synthetic default 1000 images
     eval_samples: int | None = Field(None, gt=0)  # synthetic default 300
     data_seed: int = 0
+    min_box_side: float = Field(4.0, ge=1)  # synthetic: an object gets a box when both its sides reach this (px)
     base_width: int = Field(8, gt=0)  # the VGG baseline's first-stage width (VGG-11 is 64)
     named_convnext: bool = False  # scales map to timm's named ConvNeXt variants (atto ... xlarge)
     fpn_channels: int = Field(64, gt=0, multiple_of=32)
@@ -72,7 +76,8 @@ def _load(options_json: str, which: str) -> DetectionSet:
 
         kind, count = which.split(":")
         seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
-        return synthetic_scenes(SceneOptions(options.image_height, options.image_width), int(count), seed)
+        scene = SceneOptions(options.image_height, options.image_width, min_size=options.min_box_side)
+        return synthetic_scenes(scene, int(count), seed)
     if options.source == "coco":
         from scalinglab.perception.formats import load_coco
 
@@ -90,7 +95,7 @@ def _load(options_json: str, which: str) -> DetectionSet:
 class PerceptionTask(Task):
     name = "perception"
     Options = PerceptionOptions
-    metrics = {"mAP": True, "mAP50": True}
+    metrics = {"mAP": True, "mAP50": True, "mAP75": True}
 
     def _options_json(self) -> str:
         return self.options.model_dump_json()
@@ -129,15 +134,21 @@ class PerceptionTask(Task):
             return len(KITTI_CLASSES)
         return len(_load(self._options_json(), "train").classes)
 
-    def build_model(self, model_scale: float, scale_by: str) -> nn.Module:
-        from scalinglab.perception.model import backbone_at_scale, build_detector
+    def backbone(self, model_scale: float) -> BackboneSpec:
+        """The backbone these options give at ``model_scale``: VGG at 1X, ConvNeXt sized by parameters above."""
+        from scalinglab.perception.model import backbone_at_scale
 
-        del scale_by  # the family is fixed: VGG at 1X, ConvNeXt sized by parameters above it
         opts = self.options
         spec = backbone_at_scale(
             model_scale, opts.base_width, opts.named_convnext, finest_stride=opts.finest_stride, stem=opts.convnext_stem
         )
-        spec = dataclasses.replace(spec, drop_path=opts.drop_path, layer_scale=opts.layer_scale)
+        return dataclasses.replace(spec, drop_path=opts.drop_path, layer_scale=opts.layer_scale)
+
+    def build_model(self, model_scale: float, scale_by: str) -> nn.Module:
+        from scalinglab.perception.model import build_detector
+
+        del scale_by  # the family is fixed: VGG at 1X, ConvNeXt sized by parameters above it
+        spec = self.backbone(model_scale)
         return build_detector(spec, self.num_classes(), self.options.size, self.options.fpn_channels)
 
     def batch(self, data: DetectionSet, indices: torch.Tensor, device: torch.device):
@@ -173,4 +184,5 @@ class PerceptionTask(Task):
                 [{k: t[k].cpu() for k in ("boxes", "labels")} for t in targets],
             )
         scores = metric.compute()
-        return {"loss": total_loss / len(data), "mAP": float(scores["map"]), "mAP50": float(scores["map_50"])}
+        named = {"mAP": "map", "mAP50": "map_50", "mAP75": "map_75"}
+        return {"loss": total_loss / len(data), **{name: float(scores[key]) for name, key in named.items()}}
