@@ -74,12 +74,11 @@ def grid(args: argparse.Namespace, console: Console) -> None:
 
 def throughput(args: argparse.Namespace, console: Console) -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    options = {**task_options(args), "base_samples": 64, "eval_samples": 8}
-    task = PerceptionTask(options)
+    task = PerceptionTask({**task_options(args), "base_samples": 64, "eval_samples": 8})
     data = task.build_data(1.0, 0)
-    stem = options.get("convnext_stem", "patch")
     baseline = backbone_parameters(task.backbone(1))
-    print(f"\nTraining throughput, scenes 96x128, batch 16, FPN from stride {args.finest_stride}, {stem} stem")
+    stride, stem = task.options.finest_stride, task.options.convnext_stem
+    print(f"\nTraining throughput, scenes 96x128, batch 16, FPN from stride {stride}, {stem} stem")
     for device_name in devices:
         device = torch.device(device_name)
         for scale in SCALES:
@@ -103,12 +102,13 @@ def _in_band(boxes: torch.Tensor, band: tuple[float, float]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def banded_map(model: torch.nn.Module, data, count: int) -> dict[str, tuple[float, float]]:
+def banded_map(model: torch.nn.Module, data, count: int, batch: int) -> dict[str, tuple[float, float]]:
     """(mAP, mAP@.5) over the first ``count`` images, overall and per band of the box's longer side."""
     metrics = {name: MeanAveragePrecision(box_format="xyxy", backend="pycocotools") for name in ("all", *BANDS)}
     model.eval()
-    for start in range(0, min(count, len(data)), 32):
-        images, targets = data.subset(range(start, min(start + 32, count, len(data)))).batch(torch.device("cpu"))
+    count = min(count, len(data))
+    for start in range(0, count, batch):
+        images, targets = data.subset(range(start, min(start + batch, count))).batch(torch.device("cpu"))
         preds = [{k: p[k] for k in ("boxes", "scores", "labels")} for p in model(images)]
         targets = [{k: t[k] for k in ("boxes", "labels")} for t in targets]
         metrics["all"].update(preds, targets)
@@ -135,7 +135,8 @@ def bands(args: argparse.Namespace, console: Console) -> None:
         state = torch.load(Path(args.out) / "runs" / run.run_id / "checkpoint.pt", weights_only=True)
         model.load_state_dict(state["model"])
         for split, images in (("train", data.train), ("eval", data.eval)):
-            cells = "  ".join(f"{k} {a:.3f} / {b:.3f}" for k, (a, b) in banded_map(model, images, 300).items())
+            scores = banded_map(model, images, 300, task.options.eval_batch)
+            cells = "  ".join(f"{k} {a:.3f} / {b:.3f}" for k, (a, b) in scores.items())
             print(f"{run.run_id} {split:<5} {cells}")
 
 

@@ -3,8 +3,8 @@
 Data sources: synthetic driving scenes (default, rendered locally), COCO-format detection
 (``annotations`` JSON + ``images`` folder) and KITTI (``root`` with ``image_2/`` and ``label_2/``).
 A data scale multiplies ``base_samples`` (synthetic: images; real data: by default the whole training
-set, so scales are fractions such as 0.075, 0.5, 1). Metrics: COCO mAP@[.5:.95] and mAP@.5 through
-torchmetrics (pycocotools backend), also at IoU .5 and .75 alone; higher is better.
+set, so scales are fractions such as 0.075, 0.5, 1). Metrics: COCO mAP@[.5:.95], mAP@.5 and mAP@.75
+through torchmetrics (pycocotools backend), higher is better.
 """
 
 from __future__ import annotations
