@@ -254,3 +254,28 @@ def test_min_box_side_labels_smaller_objects_in_the_same_images():
     assert sum(len(b) for b in small.boxes) > sum(len(b) for b in default.boxes)
     for big, every in zip(default.boxes, small.boxes, strict=True):  # the default's boxes are among them
         assert all(any(torch.equal(box, other) for other in every) for box in big)
+
+
+def test_lookalikes_and_shadows_add_pixels_but_no_labels():
+    base = {"image_height": 64, "image_width": 96, "base_samples": 40, "eval_samples": 4, "max_depth": 5}
+    plain = PerceptionTask(base).build_data(1.0, 0).train
+    hard = PerceptionTask({**base, "lookalikes": 3, "shadows": 2}).build_data(1.0, 0).train
+    changed = (plain.images != hard.images).flatten(1).any(1)
+    assert int(changed.sum()) >= 35  # Poisson(3) look-alikes + Poisson(2) shadows: almost every image
+    for boxes, labels, more_boxes, more_labels in zip(plain.boxes, plain.labels, hard.boxes, hard.labels, strict=True):
+        # The labelled objects are the same; a look-alike in front can only hide part (or most) of one.
+        assert len(more_labels) <= len(labels)
+        for box, label in zip(more_boxes, more_labels, strict=True):
+            inside = (labels == label) & (boxes[:, :2] <= box[:2]).all(1) & (boxes[:, 2:] >= box[2:]).all(1)
+            assert bool(inside.any())
+
+
+def test_max_depth_brings_objects_closer():
+    base = {"image_height": 64, "image_width": 96, "base_samples": 40, "eval_samples": 4}
+    far = PerceptionTask(base).build_data(1.0, 0).train
+    near = PerceptionTask({**base, "max_depth": 3}).build_data(1.0, 0).train
+    heights = [torch.cat([b[:, 3] - b[:, 1] for b in data.boxes]) for data in (far, near)]
+    # Size goes as 1/depth; far objects too small for a box are left out, so near scenes label more objects
+    # (162 vs 91 here) and their median box is taller (13 vs 8 px).
+    assert len(heights[1]) > 1.5 * len(heights[0])
+    assert float(heights[1].median()) > 1.4 * float(heights[0].median())

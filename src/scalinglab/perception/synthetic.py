@@ -2,8 +2,12 @@
 and cars, trucks, pedestrians, cyclists and signs at varied distance, position, colour and lighting.
 
 Objects are placed on the ground plane at a depth z and drawn far to near, so near objects occlude far
-ones; a box is kept when at least `min_visible` of its object's pixels stay visible. Image i depends only
-on (seed, i): a larger data scale contains a smaller one. Rendering is plain numpy.
+ones; a box is kept when at least `min_visible` of its object's pixels stay visible. Look-alikes
+(`lookalikes` per image on average) are unlabelled objects that differ from a class by one part: a parked
+bicycle (a cyclist without rider), a bollard (a pedestrian without head or legs), a lamp post (a sign
+without face), a billboard (a truck body on legs), a road barrier (a car body without wheels or windows).
+`shadows` darkens patches of ground and road. Image i depends only on (seed, i): a larger data scale
+contains a smaller one. Rendering is plain numpy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ SIZES = {
     "sign": (0.08, 0.3),
 }
 CLASS_WEIGHTS = np.array([0.4, 0.12, 0.2, 0.13, 0.15])
+# Each class's unlabelled look-alike, drawn at the class's size.
+LOOKALIKES = {"car": "barrier", "truck": "billboard", "pedestrian": "bollard", "cyclist": "bicycle", "sign": "lamp"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class SceneOptions:
     mean_objects: float = 5.0
     min_visible: float = 0.3
     min_size: float = 4.0  # pixels, both sides
+    max_depth: float = 9.0  # objects stand at depths 1..max_depth (size ~ 1/depth)
+    lookalikes: float = 0.0  # mean number of unlabelled look-alikes per image
+    shadows: float = 0.0  # mean number of shadow patches on the ground per image
 
 
 def _disc(
@@ -109,13 +118,36 @@ def _draw(
         _rect(canvas, ids, cx - 0.12 * w, top + 0.15 * h, cx + 0.12 * w, bottom - 1.2 * r, colour, ident)
         _disc(canvas, ids, cx, top + 0.08 * h, 0.08 * h, np.array([0.8, 0.6, 0.45]), ident)
         _rect(canvas, ids, left + r, bottom - 1.3 * r, left + w - r, bottom - 1.0 * r, colour * 0.5, ident)
-    else:  # sign: a pole and a round or square face
+    elif kind == "sign":  # a pole and a round or square face
         _rect(canvas, ids, cx - 0.08 * w, top + 0.4 * h, cx + 0.08 * w, bottom, np.array([0.5, 0.5, 0.5]), ident)
         face = [np.array([0.85, 0.1, 0.1]), np.array([0.1, 0.3, 0.8]), np.array([0.95, 0.8, 0.1])][rng.integers(3)]
         if rng.random() < 0.5:
             _disc(canvas, ids, cx, top + w / 2, w / 2, face, ident)
         else:
             _rect(canvas, ids, left, top, left + w, top + w, face, ident)
+    elif kind == "barrier":  # a car's body, no cabin, windows or wheels: striped
+        stripe = rng.uniform(0.05, 0.95, 3)
+        for i in range(5):
+            x0, x1 = left + i * w / 5, left + (i + 1) * w / 5
+            _rect(canvas, ids, x0, top + 0.35 * h, x1, bottom, colour if i % 2 else stripe, ident)
+    elif kind == "billboard":  # a truck's body on two legs, no cab or wheels
+        _rect(canvas, ids, left, top, left + w, top + 0.6 * h, colour, ident)
+        poster = rng.uniform(0.05, 0.95, 3)
+        _rect(canvas, ids, left + 0.1 * w, top + 0.15 * h, left + 0.6 * w, top + 0.45 * h, poster, ident)
+        for x in (left + 0.2 * w, left + 0.8 * w):
+            _rect(canvas, ids, x - 0.03 * w, top + 0.6 * h, x + 0.03 * w, bottom, np.array([0.4, 0.4, 0.4]), ident)
+    elif kind == "bollard":  # a pedestrian's outline, one piece, no head or legs
+        _disc(canvas, ids, cx, top + 0.18 * h, w / 2, colour, ident)
+        _rect(canvas, ids, cx - w / 2, top + 0.18 * h, cx + w / 2, bottom, colour, ident)
+    elif kind == "bicycle":  # a cyclist's wheels and frame, no rider
+        r = 0.22 * h
+        for x in (left + r, left + w - r):
+            _disc(canvas, ids, x, bottom - r, r, dark, ident, ring=True)
+        _rect(canvas, ids, left + r, bottom - 1.3 * r, left + w - r, bottom - 1.0 * r, colour * 0.5, ident)
+        _rect(canvas, ids, cx - 0.04 * w, bottom - 2.2 * r, cx + 0.04 * w, bottom - 1.0 * r, colour * 0.5, ident)
+    else:  # lamp: a sign's pole, taller, with a small lamp and no face
+        _rect(canvas, ids, cx - 0.08 * w, top, cx + 0.08 * w, bottom, np.array([0.5, 0.5, 0.5]), ident)
+        _rect(canvas, ids, cx - 0.3 * w, top, cx + 0.3 * w, top + 0.08 * h, np.array([0.95, 0.95, 0.8]), ident)
 
 
 def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,11 +177,33 @@ def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.nd
     dashes = below & ((f * 12) % 1 < 0.5)
     for lane in (-1 / 3, 1 / 3):
         canvas[dashes & (np.abs(cols - (centre + lane * half)) < 0.5 + f)] = 0.9
+    # Shadows and look-alikes draw from a spawned stream, so the labelled objects and everything else in
+    # the scene are the same with or without them.
+    extras = rng.spawn(1)[0]
+    for _ in range(extras.poisson(options.shadows) if options.shadows > 0 else 0):
+        sy = extras.uniform(horizon, h)
+        sh, sw, sx = extras.uniform(0.03, 0.15) * h, extras.uniform(0.1, 0.5) * w, extras.uniform(-0.1, 1.0) * w
+        a, b = max(int(sx), 0), min(int(sx + sw), w)
+        c, d = max(int(sy), 0), min(int(sy + sh), h)
+        canvas[c:d, a:b] *= extras.uniform(0.4, 0.8)
 
     count = min(rng.poisson(options.mean_objects) + 1, 12)
     kinds = rng.choice(len(CLASSES), size=count, p=CLASS_WEIGHTS / CLASS_WEIGHTS.sum())
-    depth = rng.uniform(1.0, 9.0, size=count)
+    depth = rng.uniform(1.0, options.max_depth, size=count)
     lateral = np.where(CLASSES.index("sign") == kinds, rng.choice([-1.25, 1.25], count), rng.uniform(-1.1, 1.1, count))
+    labelled = np.ones(count, dtype=bool)
+    if options.lookalikes > 0:  # unlabelled, placed and sized like the class they resemble
+        extra = extras.poisson(options.lookalikes)
+        extra_kinds = extras.choice(len(CLASSES), size=extra, p=CLASS_WEIGHTS / CLASS_WEIGHTS.sum())
+        extra_lateral = np.where(
+            CLASSES.index("sign") == extra_kinds,
+            extras.choice([-1.25, 1.25], extra),
+            extras.uniform(-1.1, 1.1, extra),
+        )
+        kinds = np.concatenate([kinds, extra_kinds])
+        depth = np.concatenate([depth, extras.uniform(1.0, options.max_depth, size=extra)])
+        lateral = np.concatenate([lateral, extra_lateral])
+        labelled = np.concatenate([labelled, np.zeros(extra, dtype=bool)])
     order = np.argsort(-depth)  # far first
     labels, idents = [], []
     full_area = {}
@@ -159,14 +213,16 @@ def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.nd
         bottom = horizon + (h - horizon) * f
         centre, half = vanish + (w / 2 - vanish) * f, half_bottom * f
         cx = centre + lateral[k] * half
-        bw, bh = SIZES[kind][0] * w * f * rng.uniform(0.85, 1.15), SIZES[kind][1] * w * f * rng.uniform(0.85, 1.15)
+        draws = rng if labelled[k] else extras
+        bw, bh = SIZES[kind][0] * w * f * draws.uniform(0.85, 1.15), SIZES[kind][1] * w * f * draws.uniform(0.85, 1.15)
         ident = rank + 1
         alone = np.zeros_like(ids)  # the object's own pixels, before anything nearer covers them
-        _draw(kind, canvas, alone, cx, bottom, bw, bh, rng, ident)
-        full_area[ident] = int((alone == ident).sum())
+        _draw(kind if labelled[k] else LOOKALIKES[kind], canvas, alone, cx, bottom, bw, bh, draws, ident)
         ids[alone == ident] = ident
-        idents.append(ident)
-        labels.append(kinds[k] + 1)
+        if labelled[k]:
+            full_area[ident] = int((alone == ident).sum())
+            idents.append(ident)
+            labels.append(kinds[k] + 1)
     kept_boxes, kept_labels = [], []
     for ident, label in zip(idents, labels, strict=True):
         visible = ids == ident

@@ -43,6 +43,9 @@ class PerceptionOptions(TaskOptions):
     eval_samples: int | None = Field(None, gt=0)  # synthetic default 300
     data_seed: int = 0
     min_box_side: float = Field(4.0, ge=1)  # synthetic: an object gets a box when both its sides reach this (px)
+    max_depth: float = Field(9.0, gt=1)  # synthetic: objects stand at depths 1..max_depth (size ~ 1/depth)
+    lookalikes: float = Field(0.0, ge=0)  # synthetic: mean unlabelled look-alikes per image (hard negatives)
+    shadows: float = Field(0.0, ge=0)  # synthetic: mean shadow patches on the ground per image
     base_width: int = Field(8, gt=0)  # the VGG baseline's first-stage width (VGG-11 is 64)
     named_convnext: bool = False  # scales map to timm's named ConvNeXt variants (atto ... xlarge)
     fpn_channels: int = Field(64, gt=0, multiple_of=32)
@@ -76,7 +79,14 @@ def _load(options_json: str, which: str) -> DetectionSet:
 
         kind, count = which.split(":")
         seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
-        scene = SceneOptions(options.image_height, options.image_width, min_size=options.min_box_side)
+        scene = SceneOptions(
+            options.image_height,
+            options.image_width,
+            min_size=options.min_box_side,
+            max_depth=options.max_depth,
+            lookalikes=options.lookalikes,
+            shadows=options.shadows,
+        )
         return synthetic_scenes(scene, int(count), seed)
     if options.source == "coco":
         from scalinglab.perception.formats import load_coco
