@@ -53,6 +53,7 @@ def grid(args: argparse.Namespace, console: Console) -> None:
         "optimizer": {"name": "adamw", "lr": args.lr, "weight_decay": 0.05},
         "schedule": {"kind": "cosine", "warmup_steps": 50},
         "eval_every": args.eval_every or args.steps,
+        "seeds": [int(v) for v in args.seeds.split(",")],
     }
     with contextlib.ExitStack() as stack:
         # --out keeps the study (observations, checkpoints) and resumes it when run again.
@@ -65,7 +66,10 @@ def grid(args: argparse.Namespace, console: Console) -> None:
     final = evals[evals.steps == evals.groupby("run_id").steps.transform("max")]  # each run's last eval
     for metric in ("mAP", "mAP50", "mAP75"):
         table = final[final.metric == metric].pivot_table(index="model_scale", columns="data_scale", values="value")
-        print(f"\nSynthetic scenes: eval {metric} per model scale (rows) x data fraction (columns), {args.steps} steps")
+        print(
+            f"\nSynthetic scenes: eval {metric} per model scale (rows) x data fraction (columns), "
+            f"{args.steps} steps, mean over seeds {args.seeds}"
+        )
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     params = final.groupby("model_scale")["n_params"].first()
     print("\nparameters per model scale:", {f"{k:g}X": int(v) for k, v in params.items()})
@@ -159,6 +163,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scales", default="1,2,4,11.3", help="model scales of the grid")
     parser.add_argument("--fractions", default="0.075,0.5,1.0", help="data fractions of the grid")
+    parser.add_argument("--seeds", default="0", help="training seeds of every grid cell (init and batch order)")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate of every cell")
     parser.add_argument("--set", action="append", default=[], help="a task option KEY=VALUE (repeatable)")
     parser.add_argument("--eval-every", type=int, default=0, help="grid eval interval (default: the last step)")
