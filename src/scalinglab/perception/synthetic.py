@@ -29,6 +29,7 @@ SIZES = {
     "sign": (0.08, 0.3),
 }
 CLASS_WEIGHTS = np.array([0.4, 0.12, 0.2, 0.13, 0.15])
+CLASS_PROBS = CLASS_WEIGHTS / CLASS_WEIGHTS.sum()
 # Each class's unlabelled look-alike, drawn at the class's size.
 LOOKALIKES = {"car": "barrier", "truck": "billboard", "pedestrian": "bollard", "cyclist": "bicycle", "sign": "lamp"}
 
@@ -150,6 +151,12 @@ def _draw(
         _rect(canvas, ids, cx - 0.3 * w, top, cx + 0.3 * w, top + 0.08 * h, np.array([0.95, 0.95, 0.8]), ident)
 
 
+def _lateral(rng: np.random.Generator, kinds: np.ndarray) -> np.ndarray:
+    """Each object's lateral position in road half-widths: signs stand beside the road, the rest on or by it."""
+    n = len(kinds)
+    return np.where(CLASSES.index("sign") == kinds, rng.choice([-1.25, 1.25], n), rng.uniform(-1.1, 1.1, n))
+
+
 def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image (uint8 [3, H, W]), its boxes [k, 4] (x1, y1, x2, y2) and labels [k] (1-based)."""
     h, w = options.height, options.width
@@ -188,18 +195,14 @@ def render_scene(options: SceneOptions, rng: np.random.Generator) -> tuple[np.nd
         canvas[c:d, a:b] *= extras.uniform(0.4, 0.8)
 
     count = min(rng.poisson(options.mean_objects) + 1, 12)
-    kinds = rng.choice(len(CLASSES), size=count, p=CLASS_WEIGHTS / CLASS_WEIGHTS.sum())
+    kinds = rng.choice(len(CLASSES), size=count, p=CLASS_PROBS)
     depth = rng.uniform(1.0, options.max_depth, size=count)
-    lateral = np.where(CLASSES.index("sign") == kinds, rng.choice([-1.25, 1.25], count), rng.uniform(-1.1, 1.1, count))
+    lateral = _lateral(rng, kinds)
     labelled = np.ones(count, dtype=bool)
     if options.lookalikes > 0:  # unlabelled, placed and sized like the class they resemble
         extra = extras.poisson(options.lookalikes)
-        extra_kinds = extras.choice(len(CLASSES), size=extra, p=CLASS_WEIGHTS / CLASS_WEIGHTS.sum())
-        extra_lateral = np.where(
-            CLASSES.index("sign") == extra_kinds,
-            extras.choice([-1.25, 1.25], extra),
-            extras.uniform(-1.1, 1.1, extra),
-        )
+        extra_kinds = extras.choice(len(CLASSES), size=extra, p=CLASS_PROBS)
+        extra_lateral = _lateral(extras, extra_kinds)
         kinds = np.concatenate([kinds, extra_kinds])
         depth = np.concatenate([depth, extras.uniform(1.0, options.max_depth, size=extra)])
         lateral = np.concatenate([lateral, extra_lateral])
