@@ -2,7 +2,7 @@
 
 Each curve comes with its own fit / held-out split (`Training` 1 / 0). Every form is fitted on the
 fit points and scored by RMSLE on the held-out points; "auto" is scalinglab's automatic choice,
-made from the fit points alone (`scalinglab.backtest.choose_form`).
+made from the fit points alone (`scalinglab.fit.backtest.choose_form`).
 
     .venv/bin/python benchmarks/bench_backtest.py [--forms power,power_offset,m3,m4] [--limit N]
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.backtest import backtest
+from scalinglab.fit.backtest import backtest
 from scalinglab.observations import FitData
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "revisiting_scaling_laws"

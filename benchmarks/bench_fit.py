@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 from scipy.special import huber
 
 from scalinglab import ScalingLaw
-from scalinglab.forms import get_form
+from scalinglab.fit.forms import get_form
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch" / "svg_extracted_data.csv"
 COLUMNS = {"n": "Model Size", "c": "Training FLOP", "y": "loss"}

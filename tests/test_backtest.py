@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.backtest import Choice, backtest, choose_form, holdout_mask
 from scalinglab.errors import UserError
-from scalinglab.example import example_observations
-from scalinglab.forms import get_form
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.backtest import Choice, backtest, choose_form, holdout_mask
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import FitData, select_fit_data
+from scalinglab.testing import example_observations
 
 
 def one_var(form_name, truth, x, noise=0.002, seed=0):

@@ -38,9 +38,9 @@ def test_parameters_inside_published_intervals(chinchilla):
 
 def test_hoffmann_published_values_are_not_an_optimum(chinchilla, chinchilla_csv):
     # The paper's values (E 1.69, A 406.4, B 410.7, alpha .34, beta .28) score worse than our fit.
-    from scalinglab.forms import get_form
-    from scalinglab.loss import Loss
-    from scalinglab.optimize import objective
+    from scalinglab.fit.forms import get_form
+    from scalinglab.fit.loss import Loss
+    from scalinglab.fit.optimize import objective
 
     table = pd.read_csv(chinchilla_csv).sort_values("loss").iloc[:-5]
     n = table["Model Size"].to_numpy()

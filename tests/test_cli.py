@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from scalinglab.example import example_observations
+from scalinglab.testing import example_observations
 
 
 def run(*args, check_rc=None):

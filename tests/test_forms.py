@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from scalinglab import ScalingLaw
-from scalinglab.forms import FORMS, get_form
-from scalinglab.forms.base import complex_step_jacobian, logsumexp
+from scalinglab.fit.forms import FORMS, get_form
+from scalinglab.fit.forms.base import complex_step_jacobian, logsumexp
 from scalinglab.observations import FitData
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from scalinglab import ScalingLaw, UserError
-from scalinglab.bootstrap import resample_weights
-from scalinglab.example import TRUE_PARAMS, chinchilla_loss, example_observations
+from scalinglab.fit.bootstrap import resample_weights
+from scalinglab.testing import TRUE_PARAMS, chinchilla_loss, example_observations
 
 
 @pytest.fixture(scope="module")

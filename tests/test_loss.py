@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import huber
 
-from scalinglab.loss import Loss
+from scalinglab.fit.loss import Loss
 
 
 @pytest.mark.parametrize("delta", [1e-3, 0.1, 1.0])

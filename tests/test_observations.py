@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import UserError
-from scalinglab.example import example_observations
 from scalinglab.observations import SCHEMA, empty_observations, read_table, select_fit_data
+from scalinglab.testing import example_observations
 
 
 def table(**overrides):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from scalinglab import ScalingLaw, UserError
-from scalinglab.example import example_curves, example_observations
 from scalinglab.optimal import ComputeOptimal, parametric_allocation
 from scalinglab.optimal.curves import select_curves
 from scalinglab.optimal.envelope import envelope, near_optimal
-from scalinglab.profile import cost_table, iso_metric_profile, solve_d
+from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile, solve_d
+from scalinglab.testing import example_curves, example_observations
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
 
-from scalinglab import kernels
-from scalinglab.forms import get_form
-from scalinglab.loss import Loss
-from scalinglab.optimize import _evaluator, minimize, objective
+from scalinglab.fit import kernels
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.optimize import _evaluator, minimize, objective
 
 
 def _problem(form_name, n=40, seed=0):

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.example import TRUE_PARAMS, chinchilla_loss
 from scalinglab.report import figures
 from scalinglab.report.analysis import analyse
 from scalinglab.report.html import write_report
+from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
 
 MODEL_SCALES, DATA_SCALES = (1, 2, 4, 8, 16), (1, 2, 4, 7)
 

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.backtest import AUTO, holdout_mask
-from scalinglab.backtest import backtest as run_backtest
 from scalinglab.cli.render import console, frame_table, print_json, records
 from scalinglab.errors import UserError
-from scalinglab.forms import get_form
+from scalinglab.fit.backtest import AUTO, holdout_mask
+from scalinglab.fit.backtest import backtest as run_backtest
+from scalinglab.fit.forms import get_form
 from scalinglab.observations import read_table, select_fit_data
 
 Opt = typer.Option

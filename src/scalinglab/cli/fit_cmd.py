@@ -11,9 +11,9 @@ from rich.table import Table
 
 from scalinglab.cli.render import console, fit_summary, fmt, print_fit, print_json
 from scalinglab.errors import UserError
-from scalinglab.expressions import parse_named
-from scalinglab.forms import FORMS, get_form
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.expressions import parse_named
+from scalinglab.fit.forms import FORMS, get_form
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 
 Opt = typer.Option

@@ -9,10 +9,10 @@ import typer
 
 from scalinglab.cli.render import console, fmt, frame_table, print_json, records
 from scalinglab.errors import UserError
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal import ComputeOptimal
-from scalinglab.profile import cost_table, iso_metric_profile
+from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile
 
 Opt = typer.Option
 

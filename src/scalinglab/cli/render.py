@@ -15,7 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw
 
 console = Console()
 err_console = Console(stderr=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.optimal import parametric
 from scalinglab.optimal.curves import Curves, select_curves
 from scalinglab.optimal.envelope import envelope, near_optimal

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal.compute_optimal import ComputeOptimal
-from scalinglab.profile import Profile, cost_table, iso_metric_profile
+from scalinglab.optimal.iso_metric import Profile, cost_table, iso_metric_profile
 
 
 @dataclass

@@ -16,9 +16,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from scalinglab.law import ScalingLaw  # noqa: E402
+from scalinglab.fit.law import ScalingLaw  # noqa: E402
 from scalinglab.optimal.compute_optimal import ComputeOptimal  # noqa: E402
-from scalinglab.profile import Profile  # noqa: E402
+from scalinglab.optimal.iso_metric import Profile  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9})
 

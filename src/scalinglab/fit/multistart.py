@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.forms.base import Form
-from scalinglab.loss import Loss
-from scalinglab.optimize import _evaluator, minimize
+from scalinglab.fit.forms.base import Form
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.optimize import _evaluator, minimize
 
 REACHED_RTOL = 1e-3  # a start "reached" the optimum when its screened objective is this close, relatively
 

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from scalinglab import __version__
-from scalinglab.bootstrap import bootstrap_fits
-from scalinglab.diagnostics import bound_warnings, conditioning_warnings, extrapolation_warnings
 from scalinglab.errors import UserError
-from scalinglab.expressions import evaluate
-from scalinglab.forms import get_form
-from scalinglab.loss import Loss
-from scalinglab.multistart import fit_multistart, hessian
+from scalinglab.fit.bootstrap import bootstrap_fits
+from scalinglab.fit.diagnostics import bound_warnings, conditioning_warnings, extrapolation_warnings
+from scalinglab.fit.expressions import evaluate
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.multistart import fit_multistart, hessian
 from scalinglab.observations import FitData, select_fit_data
 
 

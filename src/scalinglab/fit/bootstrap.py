@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.forms.base import Form
-from scalinglab.loss import Loss
-from scalinglab.optimize import minimize
+from scalinglab.fit.forms.base import Form
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.optimize import minimize
 
 
 def resample_weights(n_points: int, n_boot: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:

@@ -6,10 +6,10 @@ Adding a form is one `Form(...)` definition and one entry in `FORMS`.
 from __future__ import annotations
 
 from scalinglab.errors import UserError
-from scalinglab.forms.base import Form, Param
-from scalinglab.forms.one_var import BNSL1, BNSL2, M3, POWER, POWER_OFFSET
-from scalinglab.forms.saturating import SATURATING
-from scalinglab.forms.two_var import CHINCHILLA, KAPLAN
+from scalinglab.fit.forms.base import Form, Param
+from scalinglab.fit.forms.one_var import BNSL1, BNSL2, M3, POWER, POWER_OFFSET
+from scalinglab.fit.forms.saturating import SATURATING
+from scalinglab.fit.forms.two_var import CHINCHILLA, KAPLAN
 
 FORMS: dict[str, Form] = {f.name: f for f in (CHINCHILLA, KAPLAN, POWER, POWER_OFFSET, M3, SATURATING, BNSL1, BNSL2)}
 

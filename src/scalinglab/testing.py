@@ -1,6 +1,5 @@
-"""A bundled example: a synthetic sweep drawn from a known Chinchilla-form law, as an observations table.
-
-Used by the demo and by tests that need data whose true parameters are known.
+"""Synthetic sweeps drawn from known laws, as observations tables: for tests and benchmarks that need data
+whose true parameters are known.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from scalinglab.errors import UserError
-from scalinglab.forms import get_form
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import FitData
 
 _COLUMN_RULE = re.compile(r"^\s*(?P<column>[^<>=]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>[^<>=]+)\s*$")

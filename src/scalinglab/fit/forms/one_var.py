@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.forms.base import Array, Form, Param, affine_lse, logsumexp, softplus
+from scalinglab.fit.forms.base import Array, Form, Param, affine_lse, logsumexp, softplus
 
 
 def _column(theta: Array, i: int) -> Array:

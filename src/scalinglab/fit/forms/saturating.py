@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.forms.base import Array, Form, Param, logsumexp, product_grid
+from scalinglab.fit.forms.base import Array, Form, Param, logsumexp, product_grid
 
 
 def _softplus(z: Array) -> Array:

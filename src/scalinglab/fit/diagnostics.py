@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.forms.base import Form
+from scalinglab.fit.forms.base import Form
 
 CONDITION_LIMIT = 1e9
 EXTRAPOLATION_FACTOR = 10.0

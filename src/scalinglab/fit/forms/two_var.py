@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.forms.base import Array, Form, Param, affine_lse, logsumexp, product_grid
+from scalinglab.fit.forms.base import Array, Form, Param, affine_lse, logsumexp, product_grid
 
 
 def _chinchilla_features(lx: Array) -> Array:

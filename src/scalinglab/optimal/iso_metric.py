@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from scalinglab.errors import UserError
-from scalinglab.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw
 
 LOG_D_RANGE = (-50.0, 400.0)  # bisection bracket for log D: wide enough for any law we can fit
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab import kernels
-from scalinglab.forms.base import Form
-from scalinglab.loss import Loss
+from scalinglab.fit import kernels
+from scalinglab.fit.forms.base import Form
+from scalinglab.fit.loss import Loss
 
 
 @dataclass
