@@ -9,6 +9,9 @@ import pytest
 
 from scalinglab import ScalingLaw, UserError
 from scalinglab.fit.bootstrap import resample_weights
+from scalinglab.fit.diagnostics import check_bounds
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.optimize import objective as opt_objective
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss, example_observations
 
 
@@ -101,3 +104,32 @@ def test_unidentified_floor_is_flagged():
     law = ScalingLaw().fit(frame)
     assert any("E is at its lower bound" in w for w in law.warnings_)
     assert any("poorly identified" in w for w in law.warnings_)
+
+
+def test_bound_decision_does_not_depend_on_where_the_optimiser_stopped():
+    # The same flat-floor data, judged from end points the optimiser could have crawled to on any CPU.
+    n, d = np.meshgrid(np.geomspace(1e6, 1e9, 6), np.geomspace(1e8, 1e11, 6))
+    frame = pd.DataFrame({"n_params": n.ravel(), "dataset_size": d.ravel()})
+    frame["value"] = 300 / frame["n_params"] ** 0.3 + 900 / frame["dataset_size"] ** 0.3
+    law = ScalingLaw().fit(frame)
+    form, loss = law.form_, Loss("huber", 1e-3)
+    lx = np.log(frame[["n_params", "dataset_size"]].to_numpy().T)
+    ly = np.log(frame["value"].to_numpy())
+    decisions = []
+    for e_internal in (-30.0, -29.99976, -29.9, -28.0):
+        theta = law.theta_.copy()
+        theta[0] = e_internal
+        objective = float(opt_objective(form, theta, lx, ly, loss)[0])
+        decisions.append(check_bounds(form, theta, objective, lx, ly, loss).active)
+    assert all(active == [(0, "lower")] for active in decisions), decisions
+    assert law.params_["E"] == np.exp(-30.0)  # the pinned refit is adopted: E sits exactly on its bound
+
+
+def test_interior_parameters_near_a_bound_are_not_flagged():
+    # A real floor that is small next to the data's range: E = 0.05 is interior, only alpha/beta matter here.
+    n, d = np.meshgrid(np.geomspace(1e6, 1e9, 6), np.geomspace(1e8, 1e11, 6))
+    frame = pd.DataFrame({"n_params": n.ravel(), "dataset_size": d.ravel()})
+    frame["value"] = 1.5 + 300 / frame["n_params"] ** 0.05 + 900 / frame["dataset_size"] ** 0.3
+    law = ScalingLaw().fit(frame)
+    assert law.at_bounds_ == []
+    assert not any("bound" in w for w in law.warnings_)

@@ -7,7 +7,7 @@ from scipy.optimize import minimize as scipy_minimize
 from scalinglab.fit import kernels
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.loss import Loss
-from scalinglab.fit.optimize import _evaluator, minimize, objective
+from scalinglab.fit.optimize import evaluator, minimize, objective
 
 
 def _problem(form_name, n=40, seed=0):
@@ -27,8 +27,8 @@ def test_compiled_kernel_equals_numpy(form_name, kind):
     theta = form.start_grid(lx, ly)[:50]
     weights = np.random.default_rng(1).integers(0, 3, size=(len(theta), ly.size)).astype(float)
     for w in (np.ones_like(ly), weights):
-        fast = _evaluator(form, lx, ly, loss)(theta, w)
-        slow = _evaluator(form, lx, ly, loss, compiled=False)(theta, w)
+        fast = evaluator(form, lx, ly, loss)(theta, w)
+        slow = evaluator(form, lx, ly, loss, compiled=False)(theta, w)
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
@@ -38,7 +38,7 @@ def test_gradient_matches_differences_of_the_objective(form_name):
     form, lx, ly = _problem(form_name)
     loss = Loss("huber", 0.05)
     theta = form.start_grid(lx, ly)[::7][:4] + 0.01
-    grad = _evaluator(form, lx, ly, loss)(theta, np.ones_like(ly))[1]
+    grad = evaluator(form, lx, ly, loss)(theta, np.ones_like(ly))[1]
     h = 1e-6
     for k in range(form.n_params):
         up, down = theta.copy(), theta.copy()

@@ -5,21 +5,69 @@ Each check returns plain sentences, so the CLI, the report and the Python API sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from scalinglab.fit.forms.base import Form
+from scalinglab.fit.loss import Loss
+from scalinglab.fit.optimize import minimize
 
 CONDITION_LIMIT = 1e9
 EXTRAPOLATION_FACTOR = 10.0
+BOUND_SCAN = 0.05  # a parameter within this fraction of its box width from a bound is tested there
+BOUND_RTOL = 1e-7  # pinned at the bound, the refit may cost at most this much more (relative) to count as there
 
 
-def bound_warnings(form: Form, theta: np.ndarray) -> list[str]:
+@dataclass
+class BoundCheck:
+    """Parameters whose constrained optimum sits on a bound, and the best refit with them pinned there."""
+
+    active: list[tuple[int, str]]  # (parameter index, "lower" or "upper")
+    theta: np.ndarray  # the pinned refit, when it is at least as good as the free optimum; else the free optimum
+    objective: float
+
+
+def check_bounds(
+    form: Form, theta: np.ndarray, objective: float, lx: np.ndarray, ly: np.ndarray, loss: Loss
+) -> BoundCheck:
+    """Decide which bounds are active at the constrained optimum, independently of how far the optimiser crawled.
+
+    Each parameter near a bound is pinned there and the others are refitted: the bound is active when the
+    pinned optimum is no worse than the free one (within BOUND_RTOL). An optimiser that stopped at -29.9998
+    against a bound of -30 on a flat direction and one that reached -30 give the same answer.
+    """
+    width = form.upper - form.lower
+    candidates = [
+        (i, side, bound)
+        for i, param in enumerate(form.params)
+        for side, bound in (("lower", param.lower), ("upper", param.upper))
+        if abs(theta[i] - bound) <= BOUND_SCAN * width[i]
+    ]
+    if not candidates:
+        return BoundCheck([], theta, objective)
+    lower = np.tile(form.lower, (len(candidates), 1))
+    upper = np.tile(form.upper, (len(candidates), 1))
+    for k, (i, _, bound) in enumerate(candidates):
+        lower[k, i] = upper[k, i] = bound
+    starts = np.clip(np.tile(theta, (len(candidates), 1)), lower, upper)
+    pinned = minimize(form, lx, ly, starts, loss, max_iter=5000, ftol=1e-15, gtol=1e-13, bounds=(lower, upper))
+    tolerance = BOUND_RTOL * abs(objective) + 1e-14 * ly.size
+    is_active = pinned.objective <= objective + tolerance
+    active = [(i, side) for (i, side, _), on in zip(candidates, is_active, strict=True) if on]
+    best = int(np.argmin(pinned.objective))
+    if pinned.objective[best] <= objective:
+        return BoundCheck(active, pinned.theta[best], float(pinned.objective[best]))
+    return BoundCheck(active, theta, objective)
+
+
+def bound_warnings(form: Form, active: list[tuple[int, str]]) -> list[str]:
     out = []
-    for value, param in zip(theta, form.params, strict=True):
-        for bound, side in ((param.lower, "lower"), (param.upper, "upper")):
-            if abs(value - bound) <= 1e-6 * (1.0 + abs(bound)):
-                shown = float(param.to_public(np.asarray(bound)))
-                out.append(f"{param.public} is at its {side} bound ({shown:.4g}): the data do not pin it down")
+    for i, side in active:
+        param = form.params[i]
+        bound = param.lower if side == "lower" else param.upper
+        shown = float(param.to_public(np.asarray(bound)))
+        out.append(f"{param.public} is at its {side} bound ({shown:.4g}): the data do not pin it down")
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from scalinglab import __version__
 from scalinglab.errors import UserError
 from scalinglab.fit.bootstrap import bootstrap_fits
-from scalinglab.fit.diagnostics import bound_warnings, conditioning_warnings, extrapolation_warnings
+from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.loss import Loss
@@ -89,11 +89,12 @@ class ScalingLaw:
         lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
         starts = form.start_grid(lx, ly) if self.starts is None else np.atleast_2d(np.asarray(self.starts, float))
         result = fit_multistart(form, lx, ly, loss, starts, screen_iter=self.screen_iter)
+        bounds = check_bounds(form, result.theta, result.objective, lx, ly, loss)
 
         self.form_ = form
-        self.theta_ = result.theta
-        self.params_ = {k: float(v) for k, v in form.to_public(result.theta).items()}
-        self.objective_ = result.objective
+        self.theta_ = bounds.theta
+        self.params_ = {k: float(v) for k, v in form.to_public(bounds.theta).items()}
+        self.objective_ = bounds.objective
         self.n_points_ = fit_data.n_points
         self.n_starts_ = result.n_starts
         self.n_reached_ = result.n_reached
@@ -103,16 +104,17 @@ class ScalingLaw:
         self.domain_ = {
             name: (float(v.min()), float(v.max())) for name, v in zip(form.inputs, fit_data.inputs, strict=True)
         }
-        self.hessian_ = hessian(form, result.theta, lx, ly, loss)
+        self.hessian_ = hessian(form, self.theta_, lx, ly, loss)
+        self.at_bounds_ = [form.params[i].public for i, _ in bounds.active]
         self.warnings_ = (
-            list(fit_data.warnings) + bound_warnings(form, result.theta) + conditioning_warnings(form, self.hessian_)
+            list(fit_data.warnings) + bound_warnings(form, bounds.active) + conditioning_warnings(form, self.hessian_)
         )
         if not result.converged:
             self.warnings_.append(f"the optimiser stopped before converging (gradient norm {result.gradient_norm:.2g})")
         self.bootstrap_theta_ = None
         if self.bootstrap:
             self.bootstrap_theta_ = bootstrap_fits(
-                form, lx, ly, loss, result.theta, self.bootstrap, self.seed, fit_data.groups
+                form, lx, ly, loss, self.theta_, self.bootstrap, self.seed, fit_data.groups
             )
         return self
 

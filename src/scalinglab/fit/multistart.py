@@ -11,7 +11,7 @@ import numpy as np
 
 from scalinglab.fit.forms.base import Form
 from scalinglab.fit.loss import Loss
-from scalinglab.fit.optimize import _evaluator, minimize
+from scalinglab.fit.optimize import evaluator, minimize
 
 REACHED_RTOL = 1e-3  # a start "reached" the optimum when its screened objective is this close, relatively
 
@@ -68,7 +68,7 @@ def hessian(
     form: Form, theta: np.ndarray, lx: np.ndarray, ly: np.ndarray, loss: Loss, step: float = 1e-5
 ) -> np.ndarray:
     """The objective's Hessian at theta, by central differences of the exact gradient."""
-    evaluate = _evaluator(form, lx, ly, loss)
+    evaluate = evaluator(form, lx, ly, loss)
     n_par = theta.size
     shifts = np.concatenate([np.eye(n_par), -np.eye(n_par)]) * step
     grads = evaluate(theta[None, :] + shifts, np.ones_like(ly))[1]

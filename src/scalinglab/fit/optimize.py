@@ -36,7 +36,7 @@ def objective(
     return np.sum(per_point if weights is None else weights * per_point, axis=-1)
 
 
-def _evaluator(form: Form, lx: np.ndarray, ly: np.ndarray, loss: Loss, compiled: bool = True):
+def evaluator(form: Form, lx: np.ndarray, ly: np.ndarray, loss: Loss, compiled: bool = True):
     """A function (theta (B, P), weights (B, n) or (n,)) -> objective, gradient, Gauss-Newton matrix.
 
     Affine log-sum-exp forms use the fused compiled kernel when numba is there (and `compiled`).
@@ -110,24 +110,29 @@ def minimize(
     max_iter: int = 500,
     ftol: float = 1e-15,
     gtol: float = 1e-12,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BatchResult:
     """Minimise sum_i w_i loss(log_predict(theta, lx)_i - ly_i) from every row of theta0 at once.
 
     `weights` is (n,) shared by all problems or (B, n), one row per problem (bootstrap counts).
     A problem stops when its projected gradient is below `gtol` relative to its objective, when
     an accepted step lowers the objective by less than `ftol` relative, or when no step helps.
+    `bounds` (lower, upper) replaces the form's box, e.g. to pin a parameter (lower == upper there).
     """
+    lower, upper = (form.lower, form.upper) if bounds is None else (np.asarray(b, dtype=float) for b in bounds)
     with np.errstate(all="ignore"):  # non-finite trials are expected far from the optimum; _checked rejects them
-        return _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol)
+        return _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol, lower, upper)
 
 
-def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol) -> BatchResult:
-    lower, upper = form.lower, form.upper
-    theta = np.clip(np.array(theta0, dtype=float, copy=True), lower, upper)
+def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol, lower, upper) -> BatchResult:
+    theta = np.array(theta0, dtype=float, copy=True)
     n_batch, n_par = theta.shape
+    lower, upper = np.broadcast_to(lower, theta.shape), np.broadcast_to(upper, theta.shape)
+    theta = np.clip(theta, lower, upper)
+    free = (upper > lower).astype(float)  # pinned parameters (lower == upper) take no step
     w = np.ones_like(ly) if weights is None else np.asarray(weights, dtype=float)
     shared = w.ndim == 1
-    evaluate = _evaluator(form, lx, ly, loss)
+    evaluate = evaluator(form, lx, ly, loss)
     obj, grad, gn = _checked(evaluate(theta, w))
     damping = np.full(n_batch, 1e-3)
     converged = np.zeros(n_batch, bool)
@@ -138,14 +143,17 @@ def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol) -> Batc
         if active.size == 0:
             break
         iterations[active] += 1
-        diag = np.einsum("bpp->bp", gn[active])
+        keep = free[active]
+        g_act = grad[active] * keep
+        gn_act = gn[active] * keep[:, :, None] * keep[:, None, :] + (1.0 - keep)[:, :, None] * eye
+        diag = np.einsum("bpp->bp", gn_act)
         scale = diag + 1e-12 * diag.max(axis=1, keepdims=True) + 1e-300
-        system = gn[active] + damping[active, None, None] * scale[:, :, None] * eye
+        system = gn_act + damping[active, None, None] * scale[:, :, None] * eye
         try:
-            step = np.linalg.solve(system, -grad[active][..., None])[..., 0]
+            step = np.linalg.solve(system, -g_act[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            step = np.stack([np.linalg.lstsq(s, -g, rcond=None)[0] for s, g in zip(system, grad[active], strict=True)])
-        trial = np.clip(theta[active] + step, lower, upper)
+            step = np.stack([np.linalg.lstsq(s, -g, rcond=None)[0] for s, g in zip(system, g_act, strict=True)])
+        trial = np.clip(theta[active] + step, lower[active], upper[active])
         t_obj, t_grad, t_gn = _checked(evaluate(trial, w if shared else w[active]))
         better = t_obj < obj[active]
         gain = np.where(better, obj[active] - t_obj, 0.0)
@@ -157,7 +165,7 @@ def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol) -> Batc
         bad = active[~better]
         damping[bad] *= 4.0
 
-        pgrad = _projected(grad[active], theta[active], lower, upper)
+        pgrad = _projected(grad[active], theta[active], lower[active], upper[active])
         flat = better & (gain <= ftol * np.maximum(obj[active], 1e-300))
         stationary = np.linalg.norm(pgrad, axis=1) <= gtol * np.maximum(obj[active], 1e-300)
         stuck = (~better & (damping[active] > 1e16)) | ~moved
