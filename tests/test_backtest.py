@@ -140,3 +140,14 @@ def test_cli_backtest(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "holds out 99 of 42" in bad.stderr
+
+
+def test_wider_prediction_intervals_cover_at_least_as_many_points():
+    # The same seed draws the same refits and residuals: a higher ci_level only widens each interval.
+    data = one_var("power_offset", {"E": 1.5, "A": 300.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30), noise=0.01)
+    mask = holdout_mask("frac:0.3", data)
+    coverage = {
+        level: backtest(data, mask, ["power_offset"], bootstrap=40, ci_level=level).scores["coverage"].iloc[0]
+        for level in (0.5, 0.99)
+    }
+    assert coverage[0.99] >= coverage[0.5] and coverage[0.99] > 0.5

@@ -1,6 +1,7 @@
 """ScalingLaw: intervals, determinism, run-level resampling, metric direction, persistence, warnings."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from scalinglab import ScalingLaw, UserError
 from scalinglab.fit.bootstrap import resample_weights
 from scalinglab.fit.diagnostics import check_bounds
+from scalinglab.fit.law import MAX_EXTRAPOLATION_DECADES
 from scalinglab.fit.loss import Loss
 from scalinglab.fit.optimize import objective as opt_objective
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss, example_observations
@@ -17,7 +19,7 @@ from scalinglab.testing import TRUE_PARAMS, chinchilla_loss, example_observation
 
 @pytest.fixture(scope="module")
 def fitted():
-    return ScalingLaw(bootstrap=200, seed=3).fit(example_observations())
+    return ScalingLaw(bootstrap=200, seed=3, intervals="bootstrap").fit(example_observations())
 
 
 def test_intervals_cover_the_truth_and_the_estimate(fitted):
@@ -133,3 +135,67 @@ def test_interior_parameters_near_a_bound_are_not_flagged():
     law = ScalingLaw().fit(frame)
     assert law.at_bounds_ == []
     assert not any("bound" in w for w in law.warnings_)
+
+
+def test_a_saved_fit_with_non_finite_numbers_is_refused_naming_the_key(fitted, tmp_path):
+    path = tmp_path / "fit.json"
+    fitted.save(path)
+    for edit, key in (
+        (lambda d: d["params"].update(alpha=float("nan")), "'params.alpha'"),
+        (lambda d: d["theta"].__setitem__(0, float("inf")), "'theta[0]'"),
+        (lambda d: d["domain"]["n"].__setitem__(1, float("nan")), "'domain.n[1]'"),
+        (lambda d: d.update(ceiling=float("-inf")), "'ceiling'"),
+    ):
+        data = json.loads(path.read_text())
+        edit(data)
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(data))
+        with pytest.raises(UserError, match=f"bad.json: key {re.escape(key)} is .*not a finite number"):
+            ScalingLaw.load(bad)
+    data = json.loads(path.read_text())
+    data["ci_level"] = 1.5
+    with pytest.raises(UserError, match="ci_level must be between 0 and 1"):
+        ScalingLaw.from_dict(data, source="x.json")
+    data = json.loads(path.read_text())
+    data["form"] = "nope"
+    with pytest.raises(UserError, match="x.json: unknown form 'nope'"):
+        ScalingLaw.from_dict(data, source="x.json")
+
+
+def test_predictions_are_refused_far_beyond_the_data_or_when_not_finite(fitted):
+    lo, hi = fitted.domain_["n"]
+    with pytest.warns(UserWarning, match="far extrapolation"):
+        fitted.predict(n=hi * 10**MAX_EXTRAPOLATION_DECADES / 2, d=1e10)  # just inside: a prediction
+    with pytest.raises(UserError, match="n = 1e\\+308 lies 298 decades outside"):
+        fitted.predict(n=1e308, d=1e10)
+    with pytest.raises(UserError, match="d = 1e-300 lies"):
+        fitted.predict(n=1e9, d=np.array([1e10, 1e-300]))
+    with pytest.raises(UserError, match="n must be finite and > 0, got -1"):
+        fitted.predict(n=-1.0, d=1e10)
+    # A steep law overflows some decades below its data: A / N^200 at N = 0.01 is A * 1e400.
+    data = fitted.to_dict()
+    data["params"]["alpha"] = 200.0
+    data["theta"] = fitted.form_.from_public(data["params"]).tolist()
+    steep = ScalingLaw.from_dict(data)
+    assert np.isfinite(steep.predict(n=1e8, d=1e10))
+    with pytest.warns(UserWarning), pytest.raises(UserError, match="the prediction at n = 0.01, d = 1e"):
+        steep.predict(n=0.01, d=1e10)
+
+
+def test_bad_options_fail_before_fitting():
+    obs = example_observations()
+    for options, message in (
+        ({"bootstrap": -5}, "bootstrap must be a whole number >= 0"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
+        ({"ci_level": 1.0}, "ci_level must be between 0 and 1"),
+        ({"loss": "l1"}, "unknown loss 'l1'"),
+    ):
+        with pytest.raises(UserError, match=message):
+            ScalingLaw(**options).fit(obs)
+
+
+def test_public_loss_and_metric_conversion():
+    law = ScalingLaw(loss="mse", higher_is_better=True, ceiling=0.9)
+    assert law.loss_function() == Loss("mse", 1e-3, 2.0)
+    np.testing.assert_allclose(law.to_metric(np.array([0.1, 0.4])), [0.8, 0.5])
+    assert ScalingLaw().to_metric(0.3) == 0.3

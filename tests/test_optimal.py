@@ -11,7 +11,7 @@ from scalinglab import ScalingLaw, UserError
 from scalinglab.optimal import ComputeOptimal, parametric_allocation
 from scalinglab.optimal.curves import select_curves
 from scalinglab.optimal.envelope import envelope, near_optimal
-from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile, solve_d
+from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile, require_nd, solve_d
 from scalinglab.testing import example_curves, example_observations
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -48,7 +48,7 @@ def test_predictions_have_intervals(curves_fit):
 @pytest.mark.parametrize("params", [HOFFMANN, EPOCH])
 def test_parametric_allocation_closed_form(params):
     c = np.array([1e20, 5.76e23])
-    n_opt, d_opt = parametric_allocation(params, c, k=6.0)
+    n_opt, d_opt = parametric_allocation(params, c, flops_per_param_sample=6.0)
     a, b = params["alpha"], params["beta"]
     g = (a * params["A"] / (b * params["B"])) ** (1 / (a + b))
     np.testing.assert_allclose(n_opt, g * (c / 6) ** (b / (a + b)), rtol=1e-12)
@@ -147,3 +147,53 @@ def test_cli_optimal_profile_cost(tmp_path):
     single = tmp_path / "one.csv"
     example_curves(params=HOFFMANN, model_sizes=np.array([1e8]), run_lengths=(1.0,)).to_csv(single, index=False)
     assert "one run" in run("optimal", str(single), rc=2).stderr
+
+
+def test_cost_refuses_improvements_out_of_range_and_laws_not_in_n_and_d(law):
+    with pytest.raises(UserError, match="between 0 and 1 for a lower-is-better metric"):
+        cost_table(law, (0.01, 1.5))
+    with pytest.raises(UserError, match="improvement must be between 0 and 1"):
+        iso_metric_profile(law, improvement=-0.01)
+    one_var = ScalingLaw(form="power").fit(example_observations(), {"x": "flops"})
+    with pytest.raises(UserError, match="fit_x.json: form 'power' is a law in x"):
+        require_nd(one_var, "fit_x.json")
+    with pytest.raises(UserError, match="form 'power' is a law in x"):
+        cost_table(one_var)
+
+
+def test_a_higher_is_better_metric_may_improve_by_more_than_100_percent():
+    obs = example_observations()
+    obs["value"] = 0.7 - obs["value"] / 10  # an accuracy of 0.18 at the smallest run, 0.51 at the law's best
+    law = ScalingLaw(higher_is_better=True, ceiling=0.7).fit(obs)
+    p = iso_metric_profile(law, improvement=1.5, reference=(1e7, 2e8))
+    assert p.target == pytest.approx(2.5 * p.reference["value"])
+    assert p.improvement == 1.5
+    with pytest.raises(UserError, match="improvement must be > 0"):
+        iso_metric_profile(law, improvement=0.0)
+
+
+def test_the_cost_scales_with_flops_per_param_sample(law):
+    # C = k N D: the cheapest (N, D) does not depend on k, its FLOPs are proportional to it.
+    six = iso_metric_profile(law, improvement=0.01)
+    two = iso_metric_profile(law, improvement=0.01, flops_per_param_sample=2.0)
+    assert two.cheapest["n"] == pytest.approx(six.cheapest["n"], rel=1e-9)
+    assert two.cheapest["flops"] == pytest.approx(six.cheapest["flops"] / 3, rel=1e-9)
+    assert (six.flops_per_param_sample, two.flops_per_param_sample) == (6.0, 2.0)
+    for bad in (0.0, -6.0, float("nan")):
+        with pytest.raises(UserError, match="flops_per_param_sample must be a finite number > 0"):
+            iso_metric_profile(law, improvement=0.01, flops_per_param_sample=bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_bins": 0}, "n_bins must be a whole number >= 1"),
+        ({"bootstrap": -5}, "bootstrap must be a whole number >= 0"),
+        ({"tolerance": -0.1}, "tolerance must be a finite number >= 0"),
+        ({"flops_per_param_sample": -6.0}, "flops_per_param_sample must be a finite number > 0"),
+        ({"ci_level": 0.0}, "ci_level must be between 0 and 1"),
+    ],
+)
+def test_compute_optimal_refuses_bad_options(options, message):
+    with pytest.raises(UserError, match=message):
+        ComputeOptimal(**options).fit(example_curves(params=HOFFMANN, points_per_run=5))

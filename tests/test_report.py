@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.optimal.iso_metric import iso_metric_profile
 from scalinglab.report import figures
 from scalinglab.report.analysis import analyse
 from scalinglab.report.html import write_report
@@ -84,6 +87,17 @@ def test_report_is_self_contained_and_escaped(analysis, tmp_path):
     assert pd.read_csv(tmp_path / "r" / "observations.csv").shape[0] == len(analysis.observations)
 
 
+def test_the_page_states_the_interval_level_and_improvement_actually_used(analysis, tmp_path):
+    law = copy.copy(analysis.law)
+    law.ci_level = 0.9  # the intervals are percentiles of the same refits at the new level
+    profile = iso_metric_profile(law, improvement=0.03)
+    html = write_report(dataclasses.replace(analysis, law=law, profile=profile), tmp_path / "w").read_text()
+    assert "lower 90%" in html and "upper 90%" in html and "90% intervals from bootstrap refits" in html
+    assert "3% better than the law at the reference run" in html
+    assert "lower 95%" not in html and "1% better" not in html
+    assert "summed huber loss" in html and "C = 6ND" in html
+
+
 def test_a_warning_when_the_data_cannot_support_the_law(tmp_path):
     flat = study_table().assign(value=lambda t: 2.0 + 1e-4 * np.sin(np.arange(len(t))))
     result = analyse(flat, "flat.csv", metric="loss", bootstrap=0)
@@ -99,9 +113,10 @@ def test_report_and_compare_commands(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     study_table().to_csv(a, index=False)
     study_table({**TRUE_PARAMS, "alpha": 0.45}).to_csv(b, index=False)
-    proc = run("report", str(a), "-o", str(tmp_path / "ra"), "--bootstrap", "20")
+    proc = run("report", str(a), "-o", str(tmp_path / "ra"), "--bootstrap", "20", "--improvement", "0.02")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "ra" / "index.html").is_file()
+    page = (tmp_path / "ra" / "index.html").read_text()
+    assert "2% better than the law" in page and "lower 95%" in page
     proc = run("compare", str(a), str(b), "-o", str(tmp_path / "c"), "--names", "v1,v2", "--bootstrap", "20")
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "c" / "index.html").read_text()

@@ -9,32 +9,60 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
 
-# column -> (dtype, meaning). Any other column is kept and ignored by analyses that do not need it.
-SCHEMA: dict[str, tuple[str, str]] = {
-    "run_id": ("string", "identifies one training run; several rows per run are points along its curve"),
-    "n_params": ("float", "model capacity N: number of trainable parameters"),
-    "dataset_size": ("float", "training set size D: number of distinct training samples"),
-    "samples_seen": ("float", "samples processed so far (D x epochs at the end of a run)"),
-    "steps": ("float", "optimiser steps S so far"),
-    "flops": ("float", "cumulative training FLOPs C so far"),
-    "metric": ("string", "metric name, e.g. loss, minADE, mAP"),
-    "split": ("string", "train or eval (or any split name)"),
-    "value": ("float", "the metric's value"),
+
+class Column(NamedTuple):
+    dtype: str  # string, float, int or bool
+    meaning: str
+    analysis: bool  # read by the analyses (and required of a user's own table); the rest a study run adds
+
+
+# The one definition of the observation columns, in table order. The study store's table and the rows
+# the training loop writes derive from it; `SCHEMA` is the subset every analysis reads.
+COLUMNS: dict[str, Column] = {
+    "run_id": Column("string", "identifies one training run; several rows per run are points along its curve", True),
+    "n_params": Column("float", "model capacity N: number of trainable parameters", True),
+    "n_params_nonembed": Column("float", "N without the parameters of embedding tables", False),
+    "dataset_size": Column("float", "training set size D: number of distinct training samples", True),
+    "samples_seen": Column("float", "samples processed so far (D x epochs at the end of a run)", True),
+    "steps": Column("float", "optimiser steps S so far", True),
+    "flops": Column("float", "cumulative training FLOPs C so far", True),
+    "metric": Column("string", "metric name, e.g. loss, minADE, mAP", True),
+    "split": Column("string", "train or eval (or any split name)", True),
+    "value": Column("float", "the metric's value", True),
+    "higher_is_better": Column("bool", "whether a larger value of the metric is better", False),
+    "wall_time": Column("float", "seconds of training so far, across resumes", False),
+    "model_scale": Column("float", "the study's model scale multiplier of the run", False),
+    "data_scale": Column("float", "the study's data scale multiplier of the run", False),
+    "seed": Column("int", "the run's training seed", False),
 }
+
+# column -> (dtype, meaning) of the analysis columns. Any other column is kept and ignored by analyses.
+SCHEMA: dict[str, tuple[str, str]] = {name: (c.dtype, c.meaning) for name, c in COLUMNS.items() if c.analysis}
+
+_PANDAS_DTYPES = {"string": "string", "float": "float64", "int": "int64", "bool": "bool"}
+
+
+def observation_row(**values: object) -> dict[str, object]:
+    """One observation as a dict in column order; a missing or unknown column is a bug and raises."""
+    if values.keys() != COLUMNS.keys():
+        missing, extra = sorted(COLUMNS.keys() - values.keys()), sorted(values.keys() - COLUMNS.keys())
+        raise KeyError(f"observation row: missing columns {missing}, unknown columns {extra}")
+    return {name: values[name] for name in COLUMNS}
+
 
 INPUT_DEFAULTS = {"n": "n_params", "d": "dataset_size", "x": "flops", "c": "flops", "y": "value", "run": "run_id"}
 
 
 def empty_observations() -> pd.DataFrame:
     """An observations table with the schema's columns and no rows."""
-    dtypes = {"string": "string", "float": "float64"}
-    return pd.DataFrame({name: pd.Series(dtype=dtypes[kind]) for name, (kind, _) in SCHEMA.items()})
+    return pd.DataFrame({name: pd.Series(dtype=_PANDAS_DTYPES[kind]) for name, (kind, _) in SCHEMA.items()})
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -155,75 +183,41 @@ def select_fit_data(
     """Validate and select the points of `table` that a fit on `inputs` (e.g. ("n", "d")) needs.
 
     `columns` maps roles (n, d, x, c, y, run) to column names; missing roles take the schema's
-    names. With `d_from_flops`, D is derived as C / (k N). For a higher-is-better metric the
-    target is the error `ceiling - metric`. Every problem is a UserError naming file, row and column.
+    names. With `d_from_flops`, D is derived as C / (k N), k = `flops_per_param_sample`. For a
+    higher-is-better metric the target is the error `ceiling - metric`. Duplicate points are dropped,
+    kept or an error (`on_duplicate`); with `final_only`, "error" also checks the rows before each
+    run's last point is taken. Every problem is a UserError naming file, row and column.
     """
+    if on_duplicate not in ("drop", "keep", "error"):
+        raise UserError(f"on_duplicate must be drop, keep or error, not '{on_duplicate}'")
+    if d_from_flops and not (np.isfinite(flops_per_param_sample) and flops_per_param_sample > 0):
+        raise UserError(f"flops_per_param_sample (k in D = C / (k N)) must be > 0, got {flops_per_param_sample:g}")
     cols = resolve_columns(columns)
     frame, is_csv = prepare_frame(table, source, metric, split)
     run_col = cols["run"] if cols["run"] in frame.columns else None
     notes: list[str] = []
     if final_only and run_col and "steps" in frame.columns and frame[run_col].duplicated().any():
-        steps = numeric_column(frame, "steps", "the last point of each run", source, is_csv)
-        frame = frame.assign(_steps=steps).sort_values([run_col, "_steps"], kind="stable")
-        before = len(frame)
-        frame = frame.groupby(run_col, sort=False).tail(1).sort_values("_row")
-        notes.append(
-            f"used the last point of each run ({len(frame)} of {before} rows); pass --all-points to fit every row"
-        )
+        if on_duplicate == "error":
+            raw = [run_col, "steps", cols["y"], *_input_columns(inputs, cols, d_from_flops)]
+            _refuse_repeated_rows(frame, [c for c in raw if c in frame.columns], source, is_csv)
+        frame = _last_point_of_each_run(frame, run_col, source, is_csv, notes)
     if frame.empty:
         raise UserError(f"{source}: no rows to fit")
 
-    values: dict[str, np.ndarray] = {}
-    for role in inputs:
-        if role == "d" and d_from_flops:
-            flops = numeric_column(frame, cols["c"], "C (to derive D)", source, is_csv)
-            n_val = numeric_column(frame, cols["n"], "N (to derive D)", source, is_csv)
-            require_positive(n_val, frame, cols["n"], source, is_csv, "parameters")
-            require_positive(flops, frame, cols["c"], source, is_csv, "FLOPs")
-            values[role] = flops / (flops_per_param_sample * n_val)
-            continue
-        column = cols[role]
-        values[role] = numeric_column(frame, column, f"--{role}", source, is_csv)
-        require_positive(values[role], frame, column, source, is_csv, "a scaling variable")
-    y_col = cols["y"]
-    metric_values = numeric_column(frame, y_col, "--y", source, is_csv)
-    target = ceiling - metric_values if higher_is_better else metric_values
-    bad = np.flatnonzero(target <= 0)
-    if bad.size:
-        row = int(frame["_row"].iloc[int(bad[0])])
-        v = metric_values[bad[0]]
-        why = (
-            f"must be below the ceiling {ceiling:g}"
-            if higher_is_better
-            else "must be > 0: the law is fitted on log(metric)"
-        )
-        raise UserError(f"{where(source, row, is_csv)}, column '{y_col}': {v:g} {why}")
+    values = {
+        role: _input_values(frame, role, cols, d_from_flops, flops_per_param_sample, source, is_csv) for role in inputs
+    }
+    target = _fit_target(frame, cols["y"], higher_is_better, ceiling, source, is_csv)
     groups = frame[run_col].astype(str).to_numpy() if run_col else None
     rows = frame["_row"].to_numpy()
+    point = pd.DataFrame({**values, "y": target} | ({"run": groups} if groups is not None else {}))
+    keep = _unique_points(point, rows, cols["y"], on_duplicate, source, is_csv, notes)
+    values = {k: v[keep] for k, v in values.items()}
+    target, rows = target[keep], rows[keep]
+    groups = groups[keep] if groups is not None else None
 
-    key = pd.DataFrame({**values, "y": target})
-    if groups is not None:
-        key["run"] = groups
-    dup = key.duplicated().to_numpy()
-    if dup.any():
-        count = int(dup.sum())
-        first = int(frame["_row"].iloc[int(np.flatnonzero(dup)[0])])
-        if on_duplicate == "error":
-            raise UserError(f"{where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
-        if on_duplicate == "drop":
-            keep = ~dup
-            values = {k: v[keep] for k, v in values.items()}
-            target, groups, rows = target[keep], (groups[keep] if groups is not None else None), rows[keep]
-            notes.append(
-                f"dropped {count} duplicate row(s) (same inputs and '{y_col}', first at row {first + 1}); "
-                "kept the first of each"
-            )
-        else:
-            notes.append(f"kept {count} duplicate row(s) (same inputs and '{y_col}'), each counted as a point")
-
-    n_points = target.size
-    if n_points < n_params:
-        raise UserError(f"{source}: {n_points} points, fewer than the form's {n_params} parameters")
+    if target.size < n_params:
+        raise UserError(f"{source}: {target.size} points, fewer than the form's {n_params} parameters")
     for role in inputs:
         if np.unique(values[role]).size < 2:
             name = cols["c"] + "/(kN)" if role == "d" and d_from_flops else cols[role]
@@ -239,3 +233,91 @@ def select_fit_data(
         warnings=notes,
         rows=rows,
     )
+
+
+def _input_columns(inputs: Sequence[str], cols: dict[str, str], d_from_flops: bool) -> list[str]:
+    """The table columns the inputs are read from (C and N for a D derived from FLOPs)."""
+    out: list[str] = []
+    for role in inputs:
+        out += [cols["c"], cols["n"]] if role == "d" and d_from_flops else [cols[role]]
+    return out
+
+
+def _refuse_repeated_rows(frame: pd.DataFrame, key: list[str], source: str, is_csv: bool) -> None:
+    """A UserError naming the first row that repeats an earlier one in every `key` column."""
+    dup = frame.duplicated(subset=key).to_numpy()
+    if dup.any():
+        first = int(frame["_row"].iloc[int(np.flatnonzero(dup)[0])])
+        listed = ", ".join(f"'{c}'" for c in key)
+        raise UserError(f"{where(source, first, is_csv)}: {int(dup.sum())} duplicate row(s) (same {listed})")
+
+
+def _last_point_of_each_run(
+    frame: pd.DataFrame, run_col: str, source: str, is_csv: bool, notes: list[str]
+) -> pd.DataFrame:
+    """Each run's row with the most steps (the last in file order on a tie), in the table's order."""
+    steps = numeric_column(frame, "steps", "the last point of each run", source, is_csv)
+    frame = frame.assign(_steps=steps).sort_values([run_col, "_steps"], kind="stable")
+    before = len(frame)
+    frame = frame.groupby(run_col, sort=False).tail(1).sort_values("_row")
+    notes.append(f"used the last point of each run ({len(frame)} of {before} rows); pass --all-points to fit every row")
+    return frame
+
+
+def _input_values(
+    frame: pd.DataFrame,
+    role: str,
+    cols: dict[str, str],
+    d_from_flops: bool,
+    flops_per_param_sample: float,
+    source: str,
+    is_csv: bool,
+) -> np.ndarray:
+    """One input's values, validated positive; D = C / (k N) when derived from FLOPs."""
+    if role == "d" and d_from_flops:
+        flops = numeric_column(frame, cols["c"], "C (to derive D)", source, is_csv)
+        n_val = numeric_column(frame, cols["n"], "N (to derive D)", source, is_csv)
+        require_positive(n_val, frame, cols["n"], source, is_csv, "parameters")
+        require_positive(flops, frame, cols["c"], source, is_csv, "FLOPs")
+        return flops / (flops_per_param_sample * n_val)
+    values = numeric_column(frame, cols[role], f"--{role}", source, is_csv)
+    require_positive(values, frame, cols[role], source, is_csv, "a scaling variable")
+    return values
+
+
+def _fit_target(
+    frame: pd.DataFrame, y_col: str, higher_is_better: bool, ceiling: float, source: str, is_csv: bool
+) -> np.ndarray:
+    """What the law is fitted to: the metric, or `ceiling - metric` when higher is better; it must be > 0."""
+    metric_values = numeric_column(frame, y_col, "--y", source, is_csv)
+    target = ceiling - metric_values if higher_is_better else metric_values
+    bad = np.flatnonzero(target <= 0)
+    if bad.size:
+        row = int(frame["_row"].iloc[int(bad[0])])
+        why = (
+            f"must be below the ceiling {ceiling:g}"
+            if higher_is_better
+            else "must be > 0: the law is fitted on log(metric)"
+        )
+        raise UserError(f"{where(source, row, is_csv)}, column '{y_col}': {metric_values[bad[0]]:g} {why}")
+    return target
+
+
+def _unique_points(
+    points: pd.DataFrame, rows: np.ndarray, y_col: str, on_duplicate: str, source: str, is_csv: bool, notes: list[str]
+) -> np.ndarray:
+    """Which points to keep: duplicates (same inputs, target and run) are dropped, kept or an error."""
+    dup = points.duplicated().to_numpy()
+    count = int(dup.sum())
+    if count == 0 or on_duplicate == "keep":
+        if count:
+            notes.append(f"kept {count} duplicate row(s) (same inputs and '{y_col}'), each counted as a point")
+        return np.ones(dup.size, dtype=bool)
+    first = int(rows[np.flatnonzero(dup)[0]])
+    if on_duplicate == "error":
+        raise UserError(f"{where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
+    notes.append(
+        f"dropped {count} duplicate row(s) (same inputs and '{y_col}', first at row {first + 1}); "
+        "kept the first of each"
+    )
+    return ~dup

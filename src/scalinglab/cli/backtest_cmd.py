@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.render import console, frame_table, print_json, records
+from scalinglab.cli.render import check_count, console, frame_table, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.fit.backtest import AUTO, holdout_mask
 from scalinglab.fit.backtest import backtest as run_backtest
@@ -38,6 +38,8 @@ def backtest(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Would a law fitted on the small scales have predicted the held-out larger ones? Compare forms."""
+    check_count(bootstrap, "--bootstrap")
+    check_count(seed, "--seed")
     names = forms.split(",") if forms else (ONE_VAR_FORMS if x else ["chinchilla", "kaplan"])
     inputs = {get_form(name).inputs for name in names if name != AUTO}
     if len(inputs) != 1:

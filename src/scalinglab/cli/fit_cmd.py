@@ -9,19 +9,40 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scalinglab.cli.render import console, fit_summary, fmt, print_fit, print_json
+from scalinglab.cli.render import (
+    K_NAME,
+    K_OPTION,
+    check_count,
+    console,
+    fit_summary,
+    fmt,
+    print_fit,
+    print_json,
+    print_selection,
+)
 from scalinglab.errors import UserError
 from scalinglab.fit.expressions import parse_named
 from scalinglab.fit.forms import FORMS, get_form
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
+from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
+ON_DUPLICATE_HELP = (
+    "drop, keep or error on duplicate rows (same run, inputs and value); without --all-points, error "
+    "also checks the rows before each run's last point is taken"
+)
 
 
 def fit(
     data: Annotated[Path, typer.Argument(help="observations table (.csv, .tsv or .parquet)")],
-    form: Annotated[str, Opt(help=f"functional form: {', '.join(FORMS)}")] = "chinchilla",
+    form: Annotated[
+        str,
+        Opt(
+            help=f"functional form: {', '.join(FORMS)}; chinchilla_floor=E (floor fixed at E); or auto (the "
+            "two-variable candidate with the best leave-one-run-out error, simplest within one standard error)"
+        ),
+    ] = "chinchilla",
     n: Annotated[str | None, Opt("--n", help="column of model size N [n_params]")] = None,
     d: Annotated[str | None, Opt("--d", help="column of data size D [dataset_size]")] = None,
     x: Annotated[str | None, Opt("--x", help="column of the variable of one-variable forms [flops]")] = None,
@@ -29,7 +50,7 @@ def fit(
     c: Annotated[str | None, Opt("--c", help="column of training FLOPs C, for --d-from-flops [flops]")] = None,
     run: Annotated[str | None, Opt("--run", help="column that groups points into runs [run_id]")] = None,
     d_from_flops: Annotated[bool, Opt(help="derive D = C / (k N) instead of reading a D column")] = False,
-    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample, for --d-from-flops")] = 6.0,
+    flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help="k: FLOPs per parameter per sample")] = 6.0,
     metric: Annotated[str | None, Opt(help="keep rows whose 'metric' column is this")] = None,
     split: Annotated[str | None, Opt(help="keep rows whose 'split' column is this")] = None,
     all_points: Annotated[bool, Opt(help="fit every row, not only the last step of each run")] = False,
@@ -37,10 +58,13 @@ def fit(
     ceiling: Annotated[float, Opt(help="best possible value of a higher-is-better metric")] = 1.0,
     loss: Annotated[str, Opt(help="huber, mse or asymmetric")] = "huber",
     delta: Annotated[float, Opt(help="Huber threshold on log residuals")] = 1e-3,
-    on_duplicate: Annotated[str, Opt(help="drop, keep or error on duplicate rows")] = "drop",
+    on_duplicate: Annotated[str, Opt(help=ON_DUPLICATE_HELP)] = "drop",
     bootstrap: Annotated[int, Opt(help="bootstrap refits for confidence intervals (0: none)")] = 0,
     seed: Annotated[int, Opt(help="seed of the bootstrap resampling")] = 0,
     ci_level: Annotated[float, Opt(help="coverage of the intervals")] = 0.95,
+    intervals: Annotated[
+        str, Opt(help="profile (profile likelihood; open where the data do not bound a parameter) or bootstrap")
+    ] = "profile",
     derive: Annotated[list[str] | None, Opt(help="derived quantity NAME=EXPR of the parameters; repeatable")] = None,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
     output: Annotated[Path | None, Opt("-o", "--output", help="write the fit to this JSON file")] = None,
@@ -48,8 +72,11 @@ def fit(
     """Fit a scaling law to a table of runs and print the parameters (with intervals when bootstrapped)."""
     if on_duplicate not in ("drop", "keep", "error"):
         raise UserError(f"--on-duplicate must be drop, keep or error, not '{on_duplicate}'")
-    if bootstrap < 0:
-        raise UserError("--bootstrap must be >= 0")
+    check_count(bootstrap, "--bootstrap")
+    check_count(seed, "--seed")
+    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
+    if not 0 < ci_level < 1:
+        raise UserError(f"--ci-level must be between 0 and 1, got {ci_level:g}")
     table = read_table(data)
     law = ScalingLaw(
         form=form,
@@ -60,6 +87,7 @@ def fit(
         bootstrap=bootstrap,
         seed=seed,
         ci_level=ci_level,
+        intervals=intervals,
     )
     columns = {"n": n, "d": d, "x": x, "y": y, "c": c, "run": run}
     law.fit(
@@ -70,18 +98,23 @@ def fit(
         split=split,
         final_only=not all_points,
         d_from_flops=d_from_flops,
-        flops_per_param_sample=k,
+        flops_per_param_sample=flops_per_param_sample,
         on_duplicate=on_duplicate,
     )
     derived = {}
     for text in derive or []:
         name, expression = parse_named(text)
-        derived[name] = law.derived(expression)
+        try:
+            derived[name] = law.derived(expression)
+        except UserError as exc:
+            raise UserError(f"--derive {exc}") from None
     if output is not None:
         law.save(output)
     if as_json:
         print_json(fit_summary(law, derived))
     else:
+        if law.selection_ is not None:
+            print_selection(law.selection_)
         print_fit(law, derived, source=str(data))
         if output is not None:
             console.print(f"fit written to {output}")

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from scalinglab.cli.render import console, fmt, frame_table, print_json, records
+from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal import ComputeOptimal
-from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile
+from scalinglab.optimal.iso_metric import check_improvement, cost_table, iso_metric_profile, require_nd
+from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
+K_HELP = "k: FLOPs per parameter per sample in C = k N D"
+IMPROVEMENT_HELP = "relative improvement over the reference, e.g. 0.01; below 1 for a lower-is-better metric"
 
 
 def optimal(
@@ -28,14 +32,22 @@ def optimal(
     higher_is_better: Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")] = False,
     method: Annotated[str, Opt(help="envelope, isoflop, parametric or all")] = "all",
     budget: Annotated[float | None, Opt(help="FLOPs budget at which to predict N_opt, S_opt, D_opt")] = None,
-    bootstrap: Annotated[int, Opt(help="run resamples for the intervals")] = 200,
+    bootstrap: Annotated[int, Opt(help="run resamples for the intervals (0: none)")] = 200,
     seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
     bins: Annotated[int, Opt(help="log-spaced FLOPs bins of the envelope")] = 30,
     tolerance: Annotated[float, Opt(help="relative gap to the envelope that still counts as near-optimal")] = 0.01,
-    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods."""
+    check_count(bootstrap, "--bootstrap")
+    check_count(seed, "--seed")
+    check_count(bins, "--bins", minimum=1)
+    if not tolerance >= 0:
+        raise UserError(f"--tolerance must be >= 0 (0.01 is 1%), got {tolerance:g}")
+    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
+    if budget is not None and not budget > 0:
+        raise UserError(f"--budget must be > 0 FLOPs, got {budget:g}")
     co = ComputeOptimal(
         method=method,
         higher_is_better=higher_is_better,
@@ -43,7 +55,7 @@ def optimal(
         tolerance=tolerance,
         bootstrap=bootstrap,
         seed=seed,
-        k=k,
+        flops_per_param_sample=flops_per_param_sample,
     )
     co.fit(read_table(data), {"y": y, "c": x, "n": n, "run": run}, source=str(data), metric=metric, split=split)
     c = budget if budget is not None else float(co.curves_.c.max())
@@ -66,7 +78,7 @@ def optimal(
     near = co.near_optimal_
     smaller = near.groupby("bin_flops")["n_params"].nunique()
     console.print(
-        f"near-optimal (within {tolerance:.0%}): {len(near)} run-bins; "
+        f"near-optimal (within {percent(tolerance)}): {len(near)} run-bins; "
         f"{int((smaller > 1).sum())} bins have more than one model size near the envelope"
     )
     for message in co.warnings_:
@@ -83,18 +95,36 @@ def _reference(text: str | None) -> tuple[float, float] | None:
     return n_ref, d_ref
 
 
+def _load_nd_law(fit_file: Path) -> ScalingLaw:
+    law = ScalingLaw.load(fit_file)
+    require_nd(law, str(fit_file))
+    return law
+
+
 def profile(
     fit_file: Annotated[Path, typer.Argument(help="a fit of a law in N and D, from `scalinglab fit -o`")],
-    improvement: Annotated[float | None, Opt(help="relative improvement over the reference, e.g. 0.01")] = None,
+    improvement: Annotated[float | None, Opt(help=IMPROVEMENT_HELP)] = None,
     target: Annotated[float | None, Opt(help="absolute target value of the metric")] = None,
     reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
-    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
     points: Annotated[int, Opt(help="points on the printed curve")] = 12,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """The (N, D) pairs that reach a target, the cheapest of them, and its cost against the reference."""
-    law = ScalingLaw.load(fit_file)
-    p = iso_metric_profile(law, improvement=improvement, target=target, reference=_reference(reference), k=k)
+    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
+    check_count(points, "--points", minimum=1)
+    if target is not None and not math.isfinite(target):
+        raise UserError(f"--target must be a finite number, got {target}")
+    law = _load_nd_law(fit_file)
+    if improvement is not None:
+        check_improvement(improvement, law.higher_is_better, "--improvement")
+    p = iso_metric_profile(
+        law,
+        improvement=improvement,
+        target=target,
+        reference=_reference(reference),
+        flops_per_param_sample=flops_per_param_sample,
+    )
     if as_json:
         print_json(
             {
@@ -121,18 +151,21 @@ def profile(
 
 def cost(
     fit_file: Annotated[Path, typer.Argument(help="a fit of a law in N and D, from `scalinglab fit -o`")],
-    improvements: Annotated[str, Opt(help="comma-separated relative improvements")] = "0.01,0.02,0.05,0.1",
+    improvements: Annotated[str, Opt(help=f"comma-separated; each a {IMPROVEMENT_HELP}")] = "0.01,0.02,0.05,0.1",
     reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
-    k: Annotated[float, Opt("--k", help="FLOPs per parameter per sample in C = k N D")] = 6.0,
+    flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """What each improvement costs: the cheapest N, D and FLOPs, as multiples of the reference."""
-    law = ScalingLaw.load(fit_file)
+    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
+    law = _load_nd_law(fit_file)
     try:
         levels = tuple(float(v) for v in improvements.split(","))
     except ValueError:
         raise UserError(f"--improvements must be comma-separated numbers, got '{improvements}'") from None
-    table = cost_table(law, levels, reference=_reference(reference), k=k)
+    for level in levels:
+        check_improvement(level, law.higher_is_better, "--improvements: each")
+    table = cost_table(law, levels, reference=_reference(reference), flops_per_param_sample=flops_per_param_sample)
     if as_json:
         print_json({"costs": records(table)})
         return

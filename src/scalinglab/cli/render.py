@@ -1,6 +1,6 @@
-"""Rendering fits for people (rich tables) and for programs (JSON).
+"""Rendering results for people (rich tables) and for programs (JSON), and the option checks the commands share.
 
-The CLI commands build results; this module only formats them.
+The CLI commands build results; this module only formats them (the HTML report uses the same `fmt`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,31 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from scalinglab.errors import UserError
 from scalinglab.fit.law import ScalingLaw
 
 console = Console()
 err_console = Console(stderr=True)
+K_OPTION = ("--flops-per-param-sample", "--k")  # k in C = k N D; --k is the old spelling, still accepted
+K_NAME = "/".join(K_OPTION)
 
 
-def fmt(value: float) -> str:
+def fmt(value: float | None, digits: int = 6) -> str:
+    """A number in short form: `digits` significant digits, scientific notation outside [1e-3, 1e6)."""
     if value is None or not math.isfinite(value):
         return str(value)
-    return f"{value:.6g}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.4e}"
+    return f"{value:.{digits}g}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.{digits - 2}e}"
+
+
+def percent(fraction: float) -> str:
+    """0.95 as "95%", 0.975 as "97.5%", 0.01 as "1%": interval levels and improvements in words."""
+    return f"{fraction * 100:.3g}%"
+
+
+def check_count(value: int, option: str, minimum: int = 0) -> None:
+    """A UserError naming the option unless `value` >= `minimum` (refits, bins, points, seeds)."""
+    if value < minimum:
+        raise UserError(f"{option} must be >= {minimum}, got {value}")
 
 
 def fit_summary(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
@@ -34,6 +49,24 @@ def fit_summary(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = N
     if derived:
         out["derived"] = derived
     return out
+
+
+def print_selection(selection: Any) -> None:
+    """The form selection's table: every candidate's held-out error, and the choice with its reason."""
+    frame = selection.table[["form", "free_params", "folds", "cv_error", "cv_log_error", "cv_se", "chosen"]]
+    console.print(frame_table(frame, f"form selection (leave one {selection.unit} out)"))
+    console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)
+
+
+def interval_text(lower: float | None, upper: float | None) -> str:
+    """An interval, with a side the data leave open said in words instead of digits."""
+    if lower is None and upper is None:
+        return "not identified"
+    if lower is None:
+        return f"< {fmt(upper)} (not identified below)"
+    if upper is None:
+        return f"> {fmt(lower)} (not identified above)"
+    return f"{fmt(lower)} .. {fmt(upper)}"
 
 
 def print_json(data: Any) -> None:
@@ -47,22 +80,27 @@ def print_fit(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = Non
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
     if ci:
-        table.add_column(f"{law.ci_level:.0%} interval", justify="right")
-        table.add_column("std. error", justify="right")
+        table.add_column(f"{percent(law.ci_level)} {law.intervals} interval", justify="right")
+    if se:
+        table.add_column("bootstrap SE", justify="right")
     for name, value in law.params_.items():
         row = [name, fmt(value)]
         if ci:
-            row += [f"{fmt(ci[name][0])} .. {fmt(ci[name][1])}", fmt(se[name])]
+            row.append(interval_text(*ci[name]) if name in ci else "fixed")
+        if se:
+            row.append(fmt(se[name]))
         table.add_row(*row)
     for name, item in (derived or {}).items():
         row = [name, fmt(item["value"])]
         if ci:
-            row += [f"{fmt(item['lower'])} .. {fmt(item['upper'])}", ""]
+            row.append(f"{fmt(item['lower'])} .. {fmt(item['upper'])} (bootstrap)" if "lower" in item else "")
+        if se:
+            row.append("")
         table.add_row(*row, style="cyan")
     console.print(table)
     direction = "higher is better, fitted on ceiling - metric" if law.higher_is_better else "lower is better"
     console.print(
-        f"objective {law.objective_:.10g} ({law._loss().kind}, summed) over {law.n_points_} points; "
+        f"objective {law.objective_:.10g} ({law.loss_function().kind}, summed) over {law.n_points_} points; "
         f"{law.n_reached_} of {law.n_starts_} starts reached it; metric: {direction}"
     )
     for message in law.warnings_:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.render import console
+from scalinglab.cli.render import check_count, console
+from scalinglab.errors import UserError
 
 Opt = typer.Option
 
@@ -20,14 +21,19 @@ def report(
     higher_is_better: Annotated[
         bool | None, Opt("--higher-is-better/--lower-is-better", help="default: the table's own flag")
     ] = None,
-    improvement: Annotated[float, Opt(help="the iso-metric profile's target improvement (0.01 = 1%)")] = 0.01,
-    bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals")] = 200,
+    improvement: Annotated[
+        float, Opt(help="the iso-metric profile's target improvement (0.01 = 1%); below 1 if lower is better")
+    ] = 0.01,
+    bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals (0: none)")] = 200,
     title: Annotated[str | None, Opt(help="the report's title")] = None,
 ) -> None:
     """Fit the laws on a study and write DIR/index.html: figures, laws with intervals, costs, warnings, data."""
     from scalinglab.report.analysis import analyse, load_observations
     from scalinglab.report.html import write_report
 
+    check_count(bootstrap, "--bootstrap")
+    if not improvement > 0:
+        raise UserError(f"--improvement must be > 0 (0.01 is 1%), got {improvement:g}")
     obs, name = load_observations(source)
     with console.status("fitting the laws"):
         analysis = analyse(obs, name, metric, split, higher_is_better, improvement, bootstrap, title)
@@ -44,13 +50,13 @@ def compare(
     metric: Annotated[str, Opt(help="the metric to compare")] = "loss",
     split: Annotated[str, Opt(help="the split to compare")] = "eval",
     names: Annotated[str | None, Opt(help="two labels, comma-separated [A,B]")] = None,
-    bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals")] = 200,
+    bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals (0: none)")] = 200,
 ) -> None:
     """Two studies on one page: their fitted laws and exponents side by side on a shared compute axis."""
-    from scalinglab.errors import UserError
     from scalinglab.report.analysis import analyse, load_observations
     from scalinglab.report.html import write_comparison
 
+    check_count(bootstrap, "--bootstrap")
     labels = names.split(",") if names else [first.name or "A", second.name or "B"]
     if len(labels) != 2 or labels[0] == labels[1]:
         raise UserError("--names: give two different labels, comma-separated")

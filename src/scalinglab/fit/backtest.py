@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,9 @@ def _subset(data: FitData, mask: np.ndarray) -> FitData:
     return FitData(data.inputs[:, mask], data.input_names, data.y[mask], groups, data.source, rows=rows)
 
 
-def _prediction_interval(law: ScalingLaw, train: FitData, inputs: np.ndarray, level: float, seed: int):
+def _prediction_interval(
+    law: ScalingLaw, train: FitData, inputs: np.ndarray, ci_level: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap prediction interval: refit predictions times resampled training residuals (log scale)."""
     form = law.form_
     lx_train, lx_test = np.log(train.inputs), np.log(inputs)
@@ -79,7 +82,7 @@ def _prediction_interval(law: ScalingLaw, train: FitData, inputs: np.ndarray, le
         log_pred = form.log_predict(law.bootstrap_theta_, lx_test)  # (K, m)
     rng = np.random.default_rng(seed)
     noisy = log_pred + rng.choice(residuals, size=log_pred.shape)
-    tail = 50 * (1 - level)
+    tail = 50 * (1 - ci_level)
     lo, hi = np.nanpercentile(noisy, [tail, 100 - tail], axis=0)
     return np.exp(lo), np.exp(hi)
 
@@ -113,8 +116,8 @@ def backtest(
     forms: list[str],
     bootstrap: int = 100,
     seed: int = 0,
-    level: float = 0.9,
-    **law_options,
+    ci_level: float = 0.9,
+    **law_options: Any,
 ) -> Backtest:
     """Fit every form on the kept points, predict the held-out ones, score and compare the forms."""
     train, test = _subset(data, ~mask), _subset(data, mask)
@@ -122,12 +125,8 @@ def backtest(
     choice = None
     fitted: dict[tuple[str, str], ScalingLaw] = {}  # auto's pick is often a row already fitted
     for name in forms:
-        options = dict(law_options)
-        if name == AUTO:
-            choice = choose_form(train, [f for f in forms if f != AUTO], **law_options)
-            form_name, options["loss"] = choice.form, choice.loss
-        else:
-            form_name = name
+        form_name, options, picked = _form_for(name, forms, train, law_options)
+        choice = picked or choice
         form = get_form(form_name)
         if form.inputs != data.input_names:
             raise UserError(
@@ -139,61 +138,102 @@ def backtest(
         key = (form_name, options.get("loss", DEFAULT_LOSS))
         if key not in fitted:
             fitted[key] = ScalingLaw(form=form_name, bootstrap=bootstrap, seed=seed, **options).fit(train)
-        law = fitted[key]
-        pred = np.exp(form.log_predict(law.theta_[None, :], np.log(test.inputs))[0])
-        log_err = np.log(pred) - np.log(test.y)
-        row = {
-            "form": name,
-            "rmsle": float(np.sqrt(np.mean(log_err**2))),
-            "mean_rel_error": float(np.mean(np.abs(pred / test.y - 1))),
-            "coverage": np.nan,
-            "train_objective": law.objective_,
-        }
-        if bootstrap:
-            lo, hi = _prediction_interval(law, train, test.inputs, level, seed)
-            intervals[name] = (lo, hi)
-            row["coverage"] = float(np.mean((test.y >= lo) & (test.y <= hi)))
+        row, preds[name], interval = _score(name, fitted[key], train, test, ci_level, seed)
         rows.append(row)
-        preds[name] = pred
+        if interval is not None:
+            intervals[name] = interval
     if not rows:
         raise UserError("no form could be fitted on the kept points")
     scores = pd.DataFrame(rows).sort_values("rmsle", kind="stable").reset_index(drop=True)
     scores.insert(0, "rank", np.arange(1, len(scores) + 1))
     names = list(scores["form"])
-    agreement = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            rho = spearmanr(preds[a], preds[b]).statistic if test.n_points > 2 else np.nan
-            agreement.loc[a, b] = agreement.loc[b, a] = rho
     predictions = pd.DataFrame({name: test.inputs[i] for i, name in enumerate(data.input_names)})
     predictions["observed"] = test.y
     for name in names:
         predictions[name] = preds[name]
+    warnings += _disagreements(scores, intervals, test.n_points, ci_level)
+    return Backtest(
+        scores,
+        predictions,
+        _agreement(names, preds, test.n_points),
+        _recommend(scores, test.n_points),
+        warnings,
+        choice,
+    )
 
+
+def _form_for(
+    name: str, forms: list[str], train: FitData, law_options: dict[str, Any]
+) -> tuple[str, dict[str, Any], Choice | None]:
+    """The form and law options a row fits: its own, or for "auto" the choice made from the kept points."""
+    if name != AUTO:
+        return name, dict(law_options), None
+    choice = choose_form(train, [f for f in forms if f != AUTO], **law_options)
+    return choice.form, {**law_options, "loss": choice.loss}, choice
+
+
+def _score(
+    name: str, law: ScalingLaw, train: FitData, test: FitData, ci_level: float, seed: int
+) -> tuple[dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """One form's row of scores on the held-out points, its predictions there and its prediction interval."""
+    pred = np.exp(law.form_.log_predict(law.theta_[None, :], np.log(test.inputs))[0])
+    log_err = np.log(pred) - np.log(test.y)
+    row = {
+        "form": name,
+        "rmsle": float(np.sqrt(np.mean(log_err**2))),
+        "mean_rel_error": float(np.mean(np.abs(pred / test.y - 1))),
+        "coverage": np.nan,
+        "train_objective": law.objective_,
+    }
+    interval = None
+    if law.bootstrap_theta_ is not None:
+        interval = _prediction_interval(law, train, test.inputs, ci_level, seed)
+        row["coverage"] = float(np.mean((test.y >= interval[0]) & (test.y <= interval[1])))
+    return row, pred, interval
+
+
+def _agreement(names: list[str], preds: dict[str, np.ndarray], n_test: int) -> pd.DataFrame:
+    """Spearman rank correlation of every two forms' predictions (NaN with two held-out points or fewer)."""
+    agreement = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rho = spearmanr(preds[a], preds[b]).statistic if n_test > 2 else np.nan
+            agreement.loc[a, b] = agreement.loc[b, a] = rho
+    return agreement
+
+
+def _recommend(scores: pd.DataFrame, n_test: int) -> str:
     best = scores.iloc[0]
-    reason = f"lowest RMSLE on the {test.n_points} held-out points ({best['rmsle']:.4g}"
+    reason = f"lowest RMSLE on the {n_test} held-out points ({best['rmsle']:.4g}"
     if len(scores) > 1:
         reason += f" against {scores.iloc[1]['rmsle']:.4g} for {scores.iloc[1]['form']}"
-    recommendation = f"{best['form']}: {reason})"
-    if len(names) > 1 and intervals:
-        first, second = names[0], names[1]
-        if first in intervals and second in intervals:
-            (lo_a, hi_a), (lo_b, hi_b) = intervals[first], intervals[second]
-            apart = (hi_a < lo_b) | (hi_b < lo_a)
-            if apart.any():
-                warnings.append(
-                    f"the two best forms disagree beyond their {level:.0%} intervals at {int(apart.sum())} of "
-                    f"{test.n_points} held-out points: the data do not support extrapolating that far"
-                )
-    if not np.isnan(scores.iloc[0]["coverage"]) and scores.iloc[0]["coverage"] < 0.5:
-        warnings.append(
-            f"{best['form']}'s {level:.0%} prediction intervals cover only {best['coverage']:.0%} "
+    return f"{best['form']}: {reason})"
+
+
+def _disagreements(
+    scores: pd.DataFrame, intervals: dict[str, tuple[np.ndarray, np.ndarray]], n_test: int, ci_level: float
+) -> list[str]:
+    """Warnings when the two best forms' intervals are apart, or the best one's intervals miss the truth."""
+    out = []
+    names = list(scores["form"])
+    if len(names) > 1 and names[0] in intervals and names[1] in intervals:
+        (lo_a, hi_a), (lo_b, hi_b) = intervals[names[0]], intervals[names[1]]
+        apart = (hi_a < lo_b) | (hi_b < lo_a)
+        if apart.any():
+            out.append(
+                f"the two best forms disagree beyond their {ci_level:.0%} intervals at {int(apart.sum())} of "
+                f"{n_test} held-out points: the data do not support extrapolating that far"
+            )
+    best = scores.iloc[0]
+    if not np.isnan(best["coverage"]) and best["coverage"] < 0.5:
+        out.append(
+            f"{best['form']}'s {ci_level:.0%} prediction intervals cover only {best['coverage']:.0%} "
             "of the held-out points"
         )
-    return Backtest(scores, predictions, agreement, recommendation, warnings, choice)
+    return out
 
 
-def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options) -> Choice:
+def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options: Any) -> Choice:
     """The automatic choice of form (and fitting loss) from the given points alone.
 
     For a learning curve in one variable, M4 of Alabdulmohsin et al. (2022) fitted by least squares on

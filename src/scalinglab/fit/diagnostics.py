@@ -42,7 +42,7 @@ def check_bounds(
         (i, side, bound)
         for i, param in enumerate(form.params)
         for side, bound in (("lower", param.lower), ("upper", param.upper))
-        if abs(theta[i] - bound) <= BOUND_SCAN * width[i]
+        if width[i] > 0 and abs(theta[i] - bound) <= BOUND_SCAN * width[i]  # width 0: fixed by the user
     ]
     if not candidates:
         return BoundCheck([], theta, objective)
@@ -72,8 +72,12 @@ def bound_warnings(form: Form, active: list[tuple[int, str]]) -> list[str]:
 
 
 def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
-    """Flag a Hessian (in the internal parametrisation) that is singular or badly conditioned."""
-    eigval, eigvec = np.linalg.eigh(hess)
+    """Flag a Hessian (in the internal parametrisation) that is singular or badly conditioned.
+
+    Parameters the form fixes (lower == upper) are left out: they are not estimated.
+    """
+    free = np.flatnonzero(form.upper > form.lower)
+    eigval, eigvec = np.linalg.eigh(hess[np.ix_(free, free)])
     top = float(np.max(np.abs(eigval)))
     low = float(eigval[0])
     if top <= 0 or not np.all(np.isfinite(eigval)):
@@ -82,7 +86,7 @@ def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
     if condition <= CONDITION_LIMIT:
         return []
     weak = eigvec[:, 0]
-    parts = [form.params[i].public for i in np.argsort(-np.abs(weak)) if abs(weak[i]) > 0.3]
+    parts = [form.params[free[i]].public for i in np.argsort(-np.abs(weak)) if abs(weak[i]) > 0.3]
     shown = "inf" if not np.isfinite(condition) else f"{condition:.2g}"
     return [
         f"poorly identified: Hessian condition number {shown}; the weakest direction mixes {', '.join(parts)}"

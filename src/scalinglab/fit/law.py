@@ -19,9 +19,15 @@ from scalinglab.fit.bootstrap import bootstrap_fits
 from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
 from scalinglab.fit.forms import get_form
+from scalinglab.fit.intervals import profile_intervals
 from scalinglab.fit.loss import Loss
 from scalinglab.fit.multistart import fit_multistart, hessian
 from scalinglab.observations import FitData, select_fit_data
+
+# Predictions are refused this many decades (powers of ten) beyond the fitted range of an input: no law
+# fitted on a few decades says anything there, and the forms' powers overflow not far beyond.
+MAX_EXTRAPOLATION_DECADES = 100.0
+AUTO = "auto"
 
 
 class ScalingLaw:
@@ -34,8 +40,11 @@ class ScalingLaw:
     delta: the Huber threshold. over_weight: the asymmetric loss's weight on over-predictions.
     higher_is_better: fit the error `ceiling - metric` (mAP, accuracy); predictions come back as the metric.
     bootstrap: number of bootstrap refits for intervals (0 for none). seed: makes them deterministic.
-    ci_level: coverage of the percentile intervals. starts: an (S, P) array of internal starts to
+    ci_level: coverage of the intervals. starts: an (S, P) array of internal starts to
     replace the form's default grid. screen_iter: iterations every start gets before the best are polished.
+    intervals: "profile" (default: profile-likelihood intervals, open on a side the data do not bound) or
+    "bootstrap" (percentiles of the bootstrap refits; needs bootstrap > 0).
+    form "auto" chooses among the two-variable candidates by leave-one-run-out error (`selection_`).
     """
 
     def __init__(
@@ -51,6 +60,7 @@ class ScalingLaw:
         ci_level: float = 0.95,
         starts: np.ndarray | None = None,
         screen_iter: int = 20,
+        intervals: str = "profile",
     ) -> None:
         self.form = form
         self.loss = loss
@@ -63,6 +73,7 @@ class ScalingLaw:
         self.ci_level = ci_level
         self.starts = starts
         self.screen_iter = screen_iter
+        self.intervals = intervals
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None = None, **selection: Any) -> ScalingLaw:
@@ -70,10 +81,12 @@ class ScalingLaw:
 
         `selection` passes through to `select_fit_data` (metric, split, final_only, d_from_flops, ...).
         """
+        self.selection_ = None
+        if self.form == AUTO:
+            return self._fit_auto(data, columns, **selection)
         form = get_form(self.form)
-        loss = self._loss()
-        if not 0 < self.ci_level < 1:
-            raise UserError(f"ci_level must be between 0 and 1, got {self.ci_level}")
+        loss = self.loss_function()
+        self._check_options()
         if isinstance(data, FitData):
             fit_data = data
         else:
@@ -95,12 +108,13 @@ class ScalingLaw:
         self.theta_ = bounds.theta
         self.params_ = {k: float(v) for k, v in form.to_public(bounds.theta).items()}
         self.objective_ = bounds.objective
+        self.basins_ = np.vstack([self.theta_[None, :], result.basins])
         self.n_points_ = fit_data.n_points
         self.n_starts_ = result.n_starts
         self.n_reached_ = result.n_reached
         best = int(np.argmin(fit_data.y))
         self.best_point_ = {name: float(v[best]) for name, v in zip(form.inputs, fit_data.inputs, strict=True)}
-        self.best_point_["value"] = float(self._to_metric(fit_data.y[best]))
+        self.best_point_["value"] = float(self.to_metric(fit_data.y[best]))
         self.domain_ = {
             name: (float(v.min()), float(v.max())) for name, v in zip(form.inputs, fit_data.inputs, strict=True)
         }
@@ -116,13 +130,73 @@ class ScalingLaw:
             self.bootstrap_theta_ = bootstrap_fits(
                 form, lx, ly, loss, self.theta_, self.bootstrap, self.seed, fit_data.groups
             )
+        self.profile_ci_, self.not_identified_ = None, []
+        if self.intervals == "profile":
+            profile = profile_intervals(
+                form, self.theta_, self.objective_, lx, ly, loss, self.ci_level, self.hessian_, fit_data.groups
+            )
+            self.profile_ci_, self.not_identified_ = profile.ci, profile.not_identified
+            for name in profile.not_identified:
+                lo, hi = profile.ci[name]
+                if lo is None and hi is None:
+                    bounded = "open on both sides"
+                elif lo is None:
+                    bounded = f"only bounded above ({name} < {hi:.4g})"
+                else:
+                    bounded = f"only bounded below ({name} > {lo:.4g})"
+                self.warnings_.append(
+                    f"{name} is not identified: its {self.ci_level:.0%} profile interval is {bounded}"
+                )
         return self
 
-    def _loss(self) -> Loss:
+    def _fit_auto(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None, **selection: Any) -> ScalingLaw:
+        from scalinglab.fit.selection import select_form  # selection fits ScalingLaws itself
+
+        if isinstance(data, FitData):
+            fit_data = data
+        else:
+            fit_data = select_fit_data(
+                data,
+                ("n", "d"),
+                columns,
+                higher_is_better=self.higher_is_better,
+                ceiling=self.ceiling,
+                n_params=5,
+                **selection,
+            )
+        options = {k: v for k, v in self.get_params().items() if k != "form"}
+        chosen, _ = select_form(fit_data, **options)
+        law = ScalingLaw(form=chosen.choice, **options).fit(fit_data)
+        self.__dict__.update({k: v for k, v in law.__dict__.items() if k.endswith("_")})
+        self.selection_ = chosen
+        return self
+
+    def get_params(self) -> dict[str, Any]:
+        """The configuration given to __init__ (as scikit-learn estimators report it)."""
+        names = ("form", "loss", "delta", "over_weight", "higher_is_better", "ceiling", "bootstrap", "seed")
+        names += ("ci_level", "starts", "screen_iter", "intervals")
+        return {name: getattr(self, name) for name in names}
+
+    def loss_function(self) -> Loss:
+        """The configured loss (`loss`, `delta`, `over_weight`) as the object the optimiser sums."""
         try:
             return Loss(self.loss, self.delta, self.over_weight)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+
+    def _check_options(self) -> None:
+        if self.intervals not in ("profile", "bootstrap"):
+            raise UserError(f"intervals must be 'profile' or 'bootstrap', got '{self.intervals}'")
+        if self.intervals == "bootstrap" and not self.bootstrap:
+            raise UserError("bootstrap intervals need --bootstrap K (K > 0)")
+        if not 0 < self.ci_level < 1:
+            raise UserError(f"ci_level must be between 0 and 1, got {self.ci_level}")
+        if int(self.bootstrap) != self.bootstrap or self.bootstrap < 0:
+            raise UserError(f"bootstrap must be a whole number >= 0 (refits), got {self.bootstrap}")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed}")
+        if not np.isfinite(self.ceiling):
+            raise UserError(f"ceiling must be a finite number, got {self.ceiling}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "theta_"):
@@ -138,8 +212,19 @@ class ScalingLaw:
         return pd.DataFrame({k: np.asarray(v) for k, v in self.form_.to_public(self.bootstrap_theta_).items()})
 
     @property
-    def ci_(self) -> dict[str, tuple[float, float]] | None:
-        """Percentile intervals at `ci_level` for every parameter (None without bootstrap)."""
+    def ci_(self) -> dict[str, tuple[float | None, float | None]] | None:
+        """Intervals at `ci_level` for every parameter, by the `intervals` method.
+
+        Profile intervals have None on a side the data leave open (the parameter is in `not_identified_`).
+        """
+        if self.intervals == "profile":
+            self._check_fitted()
+            return self.profile_ci_
+        return self.bootstrap_ci_
+
+    @property
+    def bootstrap_ci_(self) -> dict[str, tuple[float, float]] | None:
+        """Percentile intervals of the bootstrap refits at `ci_level` (None without bootstrap)."""
         boot = self.bootstrap_params_
         if boot is None:
             return None
@@ -178,26 +263,49 @@ class ScalingLaw:
                 f"form '{self.form_.name}' predicts from {', '.join(names)}; got {', '.join(inputs) or 'nothing'}"
             )
         arrays = np.broadcast_arrays(*[np.asarray(inputs[k], dtype=float) for k in names])
-        for name, arr in zip(names, arrays, strict=True):
-            if np.any(~np.isfinite(arr)) or np.any(arr <= 0):
-                raise UserError(f"{name} must be finite and > 0")
+        self._check_inputs(names, arrays)
         for message in extrapolation_warnings(names, dict(zip(names, arrays, strict=True)), self.domain_):
             warnings.warn(message, stacklevel=2)
         shape = arrays[0].shape
         lx = np.log(np.stack([a.ravel() for a in arrays]))
-        point = self._to_metric(np.exp(self.form_.log_predict(self.theta_[None, :], lx)[0])).reshape(shape)
+        with np.errstate(over="ignore"):
+            point = self.to_metric(np.exp(self.form_.log_predict(self.theta_[None, :], lx)[0]))
+        self._check_finite(point, "prediction", names, lx)
         if not return_ci:
-            return point
+            return point.reshape(shape)
         if self.bootstrap_theta_ is None:
             raise UserError("no intervals: the law was fitted without --bootstrap")
         with np.errstate(over="ignore"):
-            samples = self._to_metric(np.exp(self.form_.log_predict(self.bootstrap_theta_, lx)))
+            samples = self.to_metric(np.exp(self.form_.log_predict(self.bootstrap_theta_, lx)))
         tail = 50 * (1 - self.ci_level)
         lo, hi = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
         lo, hi = (np.minimum(lo, hi), np.maximum(lo, hi))
-        return point, lo.reshape(shape), hi.reshape(shape)
+        self._check_finite(np.concatenate([lo, hi]), "interval", names, np.concatenate([lx, lx], axis=1))
+        return point.reshape(shape), lo.reshape(shape), hi.reshape(shape)
 
-    def _to_metric(self, error: np.ndarray) -> np.ndarray:
+    def _check_inputs(self, names: tuple[str, ...], arrays: list[np.ndarray]) -> None:
+        """Inputs must be finite, > 0 and within MAX_EXTRAPOLATION_DECADES of the fitted range."""
+        for name, arr in zip(names, arrays, strict=True):
+            bad = ~np.isfinite(arr) | (arr <= 0)
+            if bad.any():
+                raise UserError(f"{name} must be finite and > 0, got {arr[bad].flat[0]:g}")
+            lo, hi = self.domain_[name]
+            beyond = np.maximum(np.log10(arr) - np.log10(hi), np.log10(lo) - np.log10(arr))
+            if np.any(beyond > MAX_EXTRAPOLATION_DECADES):
+                value = arr.flat[int(np.argmax(beyond))]
+                raise UserError(
+                    f"{name} = {value:g} lies {np.max(beyond):.0f} decades outside the fitted range of {name} "
+                    f"({lo:g} .. {hi:g}); the law is not evaluated beyond {MAX_EXTRAPOLATION_DECADES:g} decades"
+                )
+
+    def _check_finite(self, values: np.ndarray, what: str, names: tuple[str, ...], lx: np.ndarray) -> None:
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            at = ", ".join(f"{name} = {np.exp(lx[j, bad[0]]):g}" for j, name in enumerate(names))
+            raise UserError(f"the {what} at {at} is not a finite number: the law overflows there")
+
+    def to_metric(self, error: np.ndarray) -> np.ndarray:
+        """The metric in its own units from the fitted error (`ceiling - error` when higher is better)."""
         return self.ceiling - error if self.higher_is_better else error
 
     # ---- persistence -----------------------------------------------------------------------------
@@ -210,13 +318,16 @@ class ScalingLaw:
             "inputs": list(self.form_.inputs),
             "params": self.params_,
             "ci": {k: list(v) for k, v in self.ci_.items()} if self.ci_ else None,
+            "intervals": self.intervals,
+            "not_identified": self.not_identified_,
+            "selection": None if self.selection_ is None else self.selection_.to_dict(),
             "se": self.se_,
             "ci_level": self.ci_level,
             "objective": self.objective_,
             "n_points": self.n_points_,
             "n_starts": self.n_starts_,
             "n_starts_reached_best": self.n_reached_,
-            "loss": self._loss().to_dict(),
+            "loss": self.loss_function().to_dict(),
             "higher_is_better": self.higher_is_better,
             "ceiling": self.ceiling,
             "domain": {k: list(v) for k, v in self.domain_.items()},
@@ -237,6 +348,7 @@ class ScalingLaw:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> ScalingLaw:
+        """A fitted law from `to_dict`'s output; a missing, malformed or non-finite key is a UserError naming it."""
         try:
             loss = data["loss"]
             law = cls(
@@ -250,7 +362,6 @@ class ScalingLaw:
                 seed=int(data["bootstrap"]["seed"]),
                 ci_level=float(data["ci_level"]),
             )
-            law.form_ = get_form(data["form"])
             law.theta_ = np.asarray(data["theta"], dtype=float)
             law.params_ = {k: float(v) for k, v in data["params"].items()}
             law.objective_ = float(data["objective"])
@@ -260,15 +371,62 @@ class ScalingLaw:
             law.domain_ = {k: (float(v[0]), float(v[1])) for k, v in data["domain"].items()}
             law.warnings_ = list(data["warnings"])
             law.best_point_ = {k: float(v) for k, v in data["best_point"].items()}
+            law.intervals = str(data.get("intervals", "bootstrap"))
+            law.selection_ = None
+            law.not_identified_ = [str(name) for name in data.get("not_identified", [])]
+            law.profile_ci_ = None
+            if law.intervals == "profile" and data.get("ci") is not None:
+                law.profile_ci_ = {
+                    k: tuple(None if x is None else float(x) for x in v) for k, v in data["ci"].items()
+                }
             boot = data.get("bootstrap_theta")
             law.bootstrap_theta_ = None if boot is None else np.asarray(boot, dtype=float)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise UserError(f"{source}: not a scalinglab fit (bad or missing key: {exc})") from None
-        if law.theta_.shape != (law.form_.n_params,):
-            raise UserError(
-                f"{source}: key 'theta' has {law.theta_.size} values; form '{law.form_.name}' has {law.form_.n_params}"
-            )
+        try:
+            law.form_ = get_form(str(law.form))
+            law.loss_function()
+        except UserError as exc:
+            raise UserError(f"{source}: {exc}") from None
+        law._check_loaded(source)
         return law
+
+    def _check_loaded(self, source: str) -> None:
+        """Every number a loaded fit predicts from must be usable: finite, in range, of the form's shape."""
+        form = self.form_
+        if self.theta_.shape != (form.n_params,):
+            raise UserError(
+                f"{source}: key 'theta' has {self.theta_.size} values; form '{form.name}' has {form.n_params}"
+            )
+        if set(self.params_) != set(form.param_names):
+            raise UserError(
+                f"{source}: key 'params' names {', '.join(self.params_)}; form '{form.name}' has "
+                f"{', '.join(form.param_names)}"
+            )
+        if set(self.domain_) != set(form.inputs):
+            raise UserError(
+                f"{source}: key 'domain' names {', '.join(self.domain_)}; form '{form.name}' is in "
+                f"{', '.join(form.inputs)}"
+            )
+        numbers = {f"params.{k}": v for k, v in self.params_.items()}
+        numbers |= {f"theta[{i}]": v for i, v in enumerate(self.theta_)}
+        numbers |= {f"domain.{k}[{i}]": v for k, pair in self.domain_.items() for i, v in enumerate(pair)}
+        numbers |= {f"best_point.{k}": v for k, v in self.best_point_.items()}
+        numbers |= {"ceiling": self.ceiling, "objective": self.objective_}
+        for key, value in numbers.items():
+            if not np.isfinite(value):
+                raise UserError(f"{source}: key '{key}' is {value}, not a finite number")
+        for name, (lo, hi) in self.domain_.items():
+            if not 0 < lo <= hi:
+                raise UserError(f"{source}: key 'domain.{name}' must be two numbers with 0 < low <= high")
+        if self.bootstrap_theta_ is not None and (
+            self.bootstrap_theta_.ndim != 2 or self.bootstrap_theta_.shape[1] != form.n_params
+        ):
+            raise UserError(f"{source}: key 'bootstrap_theta' must be rows of {form.n_params} values")
+        try:
+            self._check_options()
+        except UserError as exc:
+            raise UserError(f"{source}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> ScalingLaw:

@@ -25,6 +25,7 @@ class MultiStartResult:
     converged: bool
     gradient_norm: float
     iterations: int  # total start-iterations spent
+    basins: np.ndarray  # (K, P) the polished end points, best first: warm starts for refits on subsets
 
 
 def fit_multistart(
@@ -61,6 +62,7 @@ def fit_multistart(
         converged=bool(polished.converged[best]),
         gradient_norm=float(np.linalg.norm(polished.gradient[best])),
         iterations=int(screened.iterations.sum() + polished.iterations.sum()),
+        basins=polished.theta[np.argsort(polished.objective, kind="stable")],
     )
 
 

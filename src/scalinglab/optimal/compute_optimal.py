@@ -27,9 +27,10 @@ class ComputeOptimal:
     """Optimal model size N, steps S and samples D as power laws of the training budget C.
 
     method: "envelope", "isoflop", "parametric" or "all". n_bins: log-spaced FLOPs bins of the
-    envelope. tolerance: relative gap that still counts as near-optimal. bootstrap: run resamples for
-    intervals. k: FLOPs per parameter per sample in C = k N D (parametric). law: a fitted chinchilla
-    `ScalingLaw` for the parametric method (fitted here on the runs' final points when not given).
+    envelope. n_budgets: FLOPs budgets of the IsoFLOP profiles. tolerance: relative gap that still counts
+    as near-optimal. bootstrap: run resamples for intervals (0: none). ci_level: their coverage.
+    flops_per_param_sample: k in C = k N D (parametric). law: a fitted chinchilla `ScalingLaw` for the
+    parametric method (fitted here on the runs' final points when not given).
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class ComputeOptimal:
         tolerance: float = 0.01,
         bootstrap: int = 200,
         seed: int = 0,
-        k: float = 6.0,
+        flops_per_param_sample: float = 6.0,
         ci_level: float = 0.95,
         law: ScalingLaw | None = None,
     ) -> None:
@@ -52,13 +53,15 @@ class ComputeOptimal:
         self.tolerance = tolerance
         self.bootstrap = bootstrap
         self.seed = seed
-        self.k = k
+        self.flops_per_param_sample = flops_per_param_sample
         self.ci_level = ci_level
         self.law = law
 
-    def fit(self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any):
-        if self.method not in (*METHODS, "all"):
-            raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
+    def fit(
+        self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any
+    ) -> ComputeOptimal:
+        """Fit every method the data allow; `selection` passes through to `select_curves` (source, metric, split)."""
+        self._check_options()
         curves = (
             data
             if isinstance(data, Curves)
@@ -84,6 +87,23 @@ class ComputeOptimal:
         if not self.laws_:
             raise UserError(f"{curves.source}: no method could be fitted: " + "; ".join(self.warnings_))
         return self
+
+    def _check_options(self) -> None:
+        if self.method not in (*METHODS, "all"):
+            raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
+        for name in ("n_bins", "n_budgets"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise UserError(f"{name} must be a whole number >= 1, got {value}")
+        if int(self.bootstrap) != self.bootstrap or self.bootstrap < 0:
+            raise UserError(f"bootstrap must be a whole number >= 0 (resamples), got {self.bootstrap}")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed}")
+        if not (np.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise UserError(f"tolerance must be a finite number >= 0 (0.01 is 1%), got {self.tolerance}")
+        if not 0 < self.ci_level < 1:
+            raise UserError(f"ci_level must be between 0 and 1, got {self.ci_level}")
+        parametric.check_flops_per_param_sample(self.flops_per_param_sample)
 
     # ---- the three methods -----------------------------------------------------------------------
     def _fit_envelope(self, curves: Curves) -> None:
@@ -156,12 +176,13 @@ class ComputeOptimal:
             self.warnings_.append(f"parametric: needs a chinchilla law, not '{law.form_.name}'")
             return
         self.parametric_law_ = law
-        log_kn, a, log_kd, b = parametric.allocation_coefficients(law.params_, self.k)
+        k = self.flops_per_param_sample
+        log_kn, a, log_kd, b = parametric.allocation_coefficients(law.params_, k)
         samples_n = samples_d = None
         boot = law.bootstrap_params_
         if boot is not None:
             boot = boot[(boot["alpha"] > 0) & (boot["beta"] > 0)]
-            bkn, ba, bkd, bb = parametric.allocation_coefficients({c: boot[c].to_numpy() for c in boot}, self.k)
+            bkn, ba, bkd, bb = parametric.allocation_coefficients({c: boot[c].to_numpy() for c in boot}, k)
             samples_n, samples_d = np.stack([bkn, ba], axis=1), np.stack([bkd, bb], axis=1)
         self.laws_["parametric", "N"] = PowerLaw(float(np.exp(log_kn)), float(a), samples_n)
         self.laws_["parametric", "D"] = PowerLaw(float(np.exp(log_kd)), float(b), samples_d)
@@ -177,7 +198,7 @@ class ComputeOptimal:
         self._check_fitted()
         rows = []
         for (method, quantity), law in self.laws_.items():
-            interval = law.interval(level=self.ci_level) or (np.nan, np.nan)
+            interval = law.interval(ci_level=self.ci_level) or (np.nan, np.nan)
             rows.append((method, quantity, law.exponent, *interval, law.coefficient))
         return pd.DataFrame(rows, columns=["method", "quantity", "exponent", "lower", "upper", "coefficient"])
 

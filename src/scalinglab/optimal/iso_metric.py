@@ -1,7 +1,7 @@
 """Iso-metric profiles of a fitted L(N, D): which (N, D) reach a target, the cheapest, and what it costs.
 
 Works for any two-variable form by solving L(N, D) = target for D at each N (bisection in log D);
-the cost of a configuration is its training FLOPs C = k N D.
+the cost of a configuration is its training FLOPs C = k N D (k: `flops_per_param_sample`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from scipy.optimize import minimize_scalar
 
 from scalinglab.errors import UserError
 from scalinglab.fit.law import ScalingLaw
+from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 LOG_D_RANGE = (-50.0, 400.0)  # bisection bracket for log D: wide enough for any law we can fit
 
@@ -25,13 +26,24 @@ class Profile:
     curve: pd.DataFrame  # n_params, dataset_size, flops, value
     cheapest: dict[str, float]  # n, d, flops
     multipliers: dict[str, float]  # n, d, flops relative to the reference
+    improvement: float | None = None  # the relative improvement asked for (None for an absolute target)
+    flops_per_param_sample: float = 6.0  # k in C = k N D
 
 
-def _require_nd(law: ScalingLaw) -> None:
+def require_nd(law: ScalingLaw, source: str = "the law") -> None:
+    """A UserError naming `source` unless the law is in N and D."""
     if law.form_.inputs != ("n", "d"):
         raise UserError(
-            f"a profile needs a law in N and D; form '{law.form_.name}' is in {', '.join(law.form_.inputs)}"
+            f"{source}: form '{law.form_.name}' is a law in {', '.join(law.form_.inputs)}; "
+            "an iso-metric profile or cost needs a law in N and D (chinchilla, kaplan)"
         )
+
+
+def check_improvement(improvement: float, higher_is_better: bool, name: str = "improvement") -> None:
+    """A relative improvement must be > 0; for a lower-is-better metric also < 1 (a 100% cut reaches zero)."""
+    limit = "> 0" if higher_is_better else "between 0 and 1 for a lower-is-better metric"
+    if not (improvement > 0 and (higher_is_better or improvement < 1) and np.isfinite(improvement)):
+        raise UserError(f"{name} must be {limit} (0.01 is 1%), got {improvement:g}")
 
 
 def _log_error(law: ScalingLaw, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
@@ -40,7 +52,7 @@ def _log_error(law: ScalingLaw, log_n: np.ndarray, log_d: np.ndarray) -> np.ndar
 
 def floor(law: ScalingLaw) -> float:
     """The law's best reachable metric, as N and D grow without bound."""
-    return float(law._to_metric(np.exp(_log_error(law, np.array([700.0]), np.array([700.0])))[0]))
+    return float(law.to_metric(np.exp(_log_error(law, np.array([700.0]), np.array([700.0])))[0]))
 
 
 def solve_d(law: ScalingLaw, n: np.ndarray, target: float) -> np.ndarray:
@@ -59,6 +71,15 @@ def solve_d(law: ScalingLaw, n: np.ndarray, target: float) -> np.ndarray:
     return np.where(reachable, np.exp(0.5 * (lo + hi)), np.nan)
 
 
+def reference_point(law: ScalingLaw, reference: tuple[float, float] | None = None) -> dict[str, float]:
+    """The reference (N, D) and the law's prediction there (default: the best observed run)."""
+    require_nd(law)
+    n_ref, d_ref = reference if reference is not None else (law.best_point_["n"], law.best_point_["d"])
+    if not (n_ref > 0 and d_ref > 0):
+        raise UserError(f"reference N and D must be > 0, got {n_ref}, {d_ref}")
+    return {"n": float(n_ref), "d": float(d_ref), "value": float(law.predict(n=n_ref, d=d_ref))}
+
+
 def resolve_target(
     law: ScalingLaw,
     improvement: float | None = None,
@@ -66,22 +87,19 @@ def resolve_target(
     reference: tuple[float, float] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The absolute target and the reference point (default: the best observed run)."""
-    _require_nd(law)
-    n_ref, d_ref = reference if reference is not None else (law.best_point_["n"], law.best_point_["d"])
-    if not (n_ref > 0 and d_ref > 0):
-        raise UserError(f"reference N and D must be > 0, got {n_ref}, {d_ref}")
-    ref_value = float(law.predict(n=n_ref, d=d_ref))
+    ref = reference_point(law, reference)
     if (improvement is None) == (target is None):
         raise UserError("give exactly one of an improvement (e.g. 0.01 for 1%) or an absolute target")
     if improvement is not None:
-        if not 0 < improvement < 1:
-            raise UserError(f"improvement must be between 0 and 1 (0.01 is 1%), got {improvement}")
-        target = ref_value * (1 + improvement) if law.higher_is_better else ref_value * (1 - improvement)
+        check_improvement(improvement, law.higher_is_better)
+        target = ref["value"] * (1 + improvement) if law.higher_is_better else ref["value"] * (1 - improvement)
+    if not np.isfinite(target):
+        raise UserError(f"target must be a finite number, got {target}")
     best = floor(law)
     beyond = target >= best if law.higher_is_better else target <= best
     if beyond:
         raise UserError(f"target {target:.6g} is beyond the law's floor: the best reachable value is {best:.6g}")
-    return float(target), {"n": float(n_ref), "d": float(d_ref), "value": ref_value}
+    return float(target), ref
 
 
 def iso_metric_profile(
@@ -89,11 +107,13 @@ def iso_metric_profile(
     improvement: float | None = None,
     target: float | None = None,
     reference: tuple[float, float] | None = None,
-    k: float = 6.0,
+    flops_per_param_sample: float = 6.0,
     n_points: int = 200,
     span: float = 1e4,
 ) -> Profile:
     """The (N, D) curve reaching the target over N in [ref N / span, ref N * span], and its cheapest point."""
+    k = flops_per_param_sample
+    check_flops_per_param_sample(k)
     target, ref = resolve_target(law, improvement, target, reference)
     ref["flops"] = k * ref["n"] * ref["d"]
     n_grid = np.geomspace(ref["n"] / span, ref["n"] * span, n_points)
@@ -119,23 +139,30 @@ def iso_metric_profile(
     cheapest = {"n": n_best, "d": d_best, "flops": k * n_best * d_best}
     curve = pd.DataFrame({"n_params": n_grid, "dataset_size": d_grid, "flops": cost, "value": target})
     multipliers = {key: cheapest[key] / ref[key] for key in ("n", "d", "flops")}
-    return Profile(target, ref, curve, cheapest, multipliers)
+    return Profile(target, ref, curve, cheapest, multipliers, improvement, k)
 
 
 def cost_table(
     law: ScalingLaw,
     improvements: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1),
     reference: tuple[float, float] | None = None,
-    k: float = 6.0,
+    flops_per_param_sample: float = 6.0,
 ) -> pd.DataFrame:
     """For each relative improvement, the cheapest (N, D) reaching it and its cost relative to the reference.
 
-    An improvement beyond the law's floor is reported with NaN costs and a note, not an error.
+    An improvement beyond the law's floor (or out of reach) is reported with NaN costs and a note; an
+    improvement out of range, a bad reference or a law not in N and D is an error.
     """
+    check_flops_per_param_sample(flops_per_param_sample)
+    reference_point(law, reference)
+    for improvement in improvements:
+        check_improvement(improvement, law.higher_is_better)
     rows = []
     for improvement in improvements:
         try:
-            p = iso_metric_profile(law, improvement=improvement, reference=reference, k=k)
+            p = iso_metric_profile(
+                law, improvement=improvement, reference=reference, flops_per_param_sample=flops_per_param_sample
+            )
         except UserError as exc:
             rows.append({"improvement": improvement, "note": str(exc)})
             continue

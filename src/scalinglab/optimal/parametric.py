@@ -1,7 +1,7 @@
 """Compute-optimal allocation in closed form from a fitted L(N, D) = E + A/N^alpha + B/D^beta.
 
 Minimising L under C = k N D gives N_opt = G (C/k)^(beta/(alpha+beta)) and D_opt = (C/k)^(alpha/(alpha+beta)) / G,
-with G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, approach 3).
+with G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, approach 3). k is `flops_per_param_sample`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ import numpy as np
 from scalinglab.errors import UserError
 
 
-def allocation_coefficients(params: dict, k: float = 6.0) -> tuple[np.ndarray, ...]:
+def check_flops_per_param_sample(value: float, name: str = "flops_per_param_sample") -> None:
+    """k in C = k N D must be a finite number > 0 (6 for a transformer: 2 forward, 4 backward)."""
+    if not (np.isfinite(value) and value > 0):
+        raise UserError(f"{name} must be a finite number > 0 (FLOPs per parameter per sample), got {value:g}")
+
+
+def allocation_coefficients(params: dict, flops_per_param_sample: float = 6.0) -> tuple[np.ndarray, ...]:
     """(log k_N, a, log k_D, b) with N_opt = k_N C^a and D_opt = k_D C^b; arrays in, arrays out."""
+    k = flops_per_param_sample
+    check_flops_per_param_sample(k)
     alpha, beta = np.asarray(params["alpha"], float), np.asarray(params["beta"], float)
     if np.any(alpha <= 0) or np.any(beta <= 0):
         raise UserError("parametric allocation needs alpha > 0 and beta > 0 (a law that improves in both N and D)")
@@ -22,8 +30,10 @@ def allocation_coefficients(params: dict, k: float = 6.0) -> tuple[np.ndarray, .
     return log_g - a * np.log(k), a, -log_g - b * np.log(k), b
 
 
-def parametric_allocation(params: dict, c: np.ndarray | float, k: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+def parametric_allocation(
+    params: dict, c: np.ndarray | float, flops_per_param_sample: float = 6.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(N_opt, D_opt) at budget(s) c; `params` holds E, A, B, alpha, beta (scalars or arrays)."""
-    log_kn, a, log_kd, b = allocation_coefficients(params, k)
+    log_kn, a, log_kd, b = allocation_coefficients(params, flops_per_param_sample)
     log_c = np.log(np.asarray(c, dtype=float))
     return np.exp(log_kn + a * log_c), np.exp(log_kd + b * log_c)

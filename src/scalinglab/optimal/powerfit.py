@@ -17,12 +17,12 @@ class PowerLaw:
     def predict(self, x: np.ndarray | float) -> np.ndarray:
         return self.coefficient * np.asarray(x, dtype=float) ** self.exponent
 
-    def interval(self, x: float | None = None, level: float = 0.95) -> tuple[float, float] | None:
+    def interval(self, x: float | None = None, ci_level: float = 0.95) -> tuple[float, float] | None:
         """Percentile interval of the exponent, or of the prediction at x."""
         if self.samples is None or len(self.samples) < 2:
             return None
         values = self.samples[:, 1] if x is None else np.exp(self.samples[:, 0] + self.samples[:, 1] * np.log(x))
-        tail = 50 * (1 - level)
+        tail = 50 * (1 - ci_level)
         lo, hi = np.percentile(values, [tail, 100 - tail])
         return float(lo), float(hi)
 
@@ -39,10 +39,10 @@ def fit_loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
 def fit_with_bootstrap(
     points: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     runs: np.ndarray,
-    n_boot: int,
+    bootstrap: int,
     seed: int,
 ) -> PowerLaw | None:
-    """Fit on points(all runs); refit on points(resampled runs) n_boot times for the intervals.
+    """Fit on points(all runs); refit on points(resampled runs) `bootstrap` times for the intervals.
 
     Resampling runs with replacement and recomputing the points from the runs drawn is the run-level
     bootstrap: a run drawn twice adds nothing to an envelope, a run not drawn is absent.
@@ -52,7 +52,7 @@ def fit_with_bootstrap(
         return None
     rng = np.random.default_rng(seed)
     samples = []
-    for _ in range(n_boot):
+    for _ in range(bootstrap):
         drawn = np.unique(rng.choice(runs, size=runs.size, replace=True))
         fitted = fit_loglog(*points(drawn))
         if fitted is not None:

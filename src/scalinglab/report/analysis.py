@@ -13,7 +13,7 @@ from scalinglab.errors import UserError
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal.compute_optimal import ComputeOptimal
-from scalinglab.optimal.iso_metric import Profile, cost_table, iso_metric_profile
+from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 
 
 @dataclass
@@ -77,6 +77,7 @@ def analyse(
     rows = _select(obs, metric, split, source)
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
+    check_improvement(improvement, higher_is_better)
     order = "steps" if "steps" in rows else "flops"
     final = rows.sort_values(order).groupby("run_id").tail(1) if "run_id" in rows else rows
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
@@ -101,7 +102,10 @@ def analyse(
             result.profile = iso_metric_profile(result.law, improvement=improvement)
         except UserError as exc:
             result.warnings.append(f"iso-metric profile: {exc}")
-        result.costs = cost_table(result.law)
+        try:
+            result.costs = cost_table(result.law)
+        except UserError as exc:
+            result.warnings.append(f"cost of improvement: {exc}")
         exponents = [result.law.params_[p] for p in ("alpha", "beta")]
         if min(exponents) < 0.02:
             result.warnings.append(

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from scalinglab.cli.render import percent  # noqa: E402
 from scalinglab.fit.law import ScalingLaw  # noqa: E402
 from scalinglab.optimal.compute_optimal import ComputeOptimal  # noqa: E402
 from scalinglab.optimal.iso_metric import Profile  # noqa: E402
@@ -117,12 +118,13 @@ def envelope_figure(optimal: ComputeOptimal, metric: str) -> Figure:
             continue
         c = np.geomspace(env["flops"].min(), env["flops"].max(), 50)
         right.scatter(env["flops"], env[columns[quantity]], color=colour, s=14, alpha=0.7)
-        interval = law.interval()
+        interval = law.interval(ci_level=optimal.ci_level)
         span = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
         right.plot(c, law.predict(c), color=colour, lw=2, label=f"{labels[quantity]} ∝ C^{law.exponent:.2f}{span}")
         if law.samples is not None and len(law.samples) > 1:
             band = np.exp(law.samples[:, :1] + law.samples[:, 1:] * np.log(c)[None, :])
-            right.fill_between(c, *np.percentile(band, [2.5, 97.5], axis=0), color=colour, alpha=0.15)
+            tail = 50 * (1 - optimal.ci_level)
+            right.fill_between(c, *np.percentile(band, [tail, 100 - tail], axis=0), color=colour, alpha=0.15)
         drawn = True
     right.set(
         xscale="log",
@@ -227,7 +229,10 @@ def comparison_figure(studies: dict[str, tuple[ScalingLaw, pd.DataFrame]], metri
         values = [law.params_[p] for p in names]
         ci = law.ci_ or {}
         errors = np.array(
-            [[values[i] - ci[p][0], ci[p][1] - values[i]] if p in ci else [0, 0] for i, p in enumerate(names)]
+            [
+                [values[i] - ci[p][0], ci[p][1] - values[i]] if p in ci and None not in ci[p] else [0, 0]
+                for i, p in enumerate(names)
+            ]
         ).T
         right.bar(np.arange(len(names)) + k * width, values, width, yerr=errors, color=colour, label=name, capsize=3)
         right.set_xticks(np.arange(len(names)) + width * (len(studies) - 1) / 2, names)
@@ -239,6 +244,7 @@ def comparison_figure(studies: dict[str, tuple[ScalingLaw, pd.DataFrame]], metri
         title="fitted laws on a shared compute axis (shaded: each study's runs)",
     )
     left.legend(fontsize=7)
-    right.set(ylabel="exponent", title="fitted exponents (95% intervals)")
+    levels = ", ".join(sorted({percent(law.ci_level) for law, _ in studies.values()}))
+    right.set(ylabel="exponent", title=f"fitted exponents ({levels} intervals)")
     right.legend(fontsize=7)
     return fig

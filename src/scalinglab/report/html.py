@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import partial
 from html import escape
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from scalinglab.cli.render import fmt, percent
 from scalinglab.report import figures
 from scalinglab.report.analysis import Analysis
 
@@ -26,12 +28,8 @@ code { background: #f3f3f3; padding: 0 0.2rem; }
 """
 
 
-def fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, escape=True, float_format=fmt, border=0, na_rep="")
+    return frame.to_html(index=False, escape=True, float_format=partial(fmt, digits=4), border=0, na_rep="")
 
 
 class Page:
@@ -89,13 +87,15 @@ def _law_table(analysis: Analysis) -> pd.DataFrame:
     law = analysis.law
     ci = law.ci_ or {}
     se = law.se_ or {}
+    level = percent(law.ci_level)
     return pd.DataFrame(
         [
             {
                 "parameter": k,
                 "estimate": v,
-                "lower 95%": ci.get(k, (None, None))[0],
-                "upper 95%": ci.get(k, (None, None))[1],
+                f"lower {level}": ci.get(k, (None, None))[0],
+                f"upper {level}": ci.get(k, (None, None))[1],
+                "identified": "no" if k in law.not_identified_ else "yes",
                 "bootstrap SE": se.get(k),
             }
             for k, v in law.params_.items()
@@ -108,11 +108,27 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     page = Page(output, analysis.title)
-    metric = analysis.metric
+    _overview(page, analysis)
+    if analysis.law is not None:
+        _law_section(page, analysis)
+    if {"model_scale", "data_scale"} <= set(analysis.final.columns):
+        page.heading("Relative change per model and data scale")
+        page.figure(
+            "heatmap",
+            figures.relative_heatmap(analysis.final, analysis.metric, analysis.higher_is_better),
+            f"Relative change of {analysis.metric} per model scale x data scale against 1X/1X",
+        )
+    if analysis.optimal is not None:
+        _optimal_section(page, analysis)
+    _data_section(page, analysis)
+    return page.write(analysis.title)
+
+
+def _overview(page: Page, analysis: Analysis) -> None:
     direction = "higher is better" if analysis.higher_is_better else "lower is better"
     runs = analysis.final["run_id"].nunique() if "run_id" in analysis.final else len(analysis.final)
     page.text(
-        f"Source: {analysis.source}. Metric: {metric} ({direction}), split: {analysis.split or 'all'}; "
+        f"Source: {analysis.source}. Metric: {analysis.metric} ({direction}), split: {analysis.split or 'all'}; "
         f"{runs} runs, {len(analysis.observations)} observation rows."
     )
     if analysis.warnings:
@@ -120,60 +136,61 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
         for warning in analysis.warnings:
             page.warning(warning)
 
-    law = analysis.law
-    if law is not None:
-        page.heading("Performance law L(N, D) = E + A / N^alpha + B / D^beta")
+
+def _law_section(page: Page, analysis: Analysis) -> None:
+    law, metric = analysis.law, analysis.metric
+    page.heading("Performance law L(N, D) = E + A / N^alpha + B / D^beta")
+    intervals = (
+        f"{percent(law.ci_level)} intervals from bootstrap refits over runs"
+        if law.bootstrap_theta_ is not None
+        else "no intervals (no bootstrap refits)"
+    )
+    page.text(
+        f"Fitted on the final point of each run ({law.n_points_} points), summed {law.loss_function().kind} loss "
+        f"on log {metric}, {law.n_starts_} starts; {intervals}."
+    )
+    page.table(_law_table(analysis))
+    page.figure(
+        "law_contour",
+        figures.law_contour(law, analysis.final, metric, analysis.profile),
+        f"Fitted {metric}(N, D) with the observed runs and the iso-metric profile",
+    )
+    p = analysis.profile
+    if p is not None:
+        goal = f"{percent(p.improvement)} better than" if p.improvement is not None else "a target set against"
         page.text(
-            f"Fitted on the final point of each run ({law.n_points_} points), summed Huber loss on log "
-            f"{metric}, {law.n_starts_} starts; intervals from bootstrap refits over runs."
+            f"Iso-metric profile: {metric} = {p.target:.4g}, {goal} the law at the reference run "
+            f"(N = {p.reference['n']:.4g}, D = {p.reference['d']:.4g}). Cheapest point on it with "
+            f"C = {p.flops_per_param_sample:g}ND: N = {p.cheapest['n']:.4g}, D = {p.cheapest['d']:.4g} "
+            f"({p.multipliers['flops']:.3g}x the reference's compute)."
         )
-        page.table(_law_table(analysis))
-        page.figure(
-            "law_contour",
-            figures.law_contour(law, analysis.final, metric, analysis.profile),
-            f"Fitted {metric}(N, D) with the observed runs and the iso-metric profile",
-        )
-        if analysis.profile is not None:
-            p = analysis.profile
-            page.text(
-                f"Iso-metric profile: {metric} = {p.target:.4g}, 1% better than the law at the reference run "
-                f"(N = {p.reference['n']:.4g}, D = {p.reference['d']:.4g}). Cheapest point on it with "
-                f"C = 6ND: N = {p.cheapest['n']:.4g}, D = {p.cheapest['d']:.4g} "
-                f"({p.multipliers['flops']:.3g}x the reference's compute)."
-            )
-        if analysis.costs is not None:
-            page.heading("Cost of improvement")
-            page.table(analysis.costs)
-        diag = analysis.final.copy()
-        page.figure(
-            "diagnostics",
-            figures.diagnostics_figure(law, diag, metric),
-            "Fit diagnostics: predicted vs observed and log residuals against N, D and C",
-        )
+    if analysis.costs is not None:
+        page.heading("Cost of improvement")
+        page.table(analysis.costs)
+    page.figure(
+        "diagnostics",
+        figures.diagnostics_figure(law, analysis.final.copy(), metric),
+        "Fit diagnostics: predicted vs observed and log residuals against N, D and C",
+    )
 
-    if {"model_scale", "data_scale"} <= set(analysis.final.columns):
-        page.heading("Relative change per model and data scale")
-        page.figure(
-            "heatmap",
-            figures.relative_heatmap(analysis.final, metric, analysis.higher_is_better),
-            f"Relative change of {metric} per model scale x data scale against 1X/1X",
-        )
 
-    optimal = analysis.optimal
-    if optimal is not None:
-        page.heading("Optimal-model laws N_opt(C), S_opt(C), D_opt(C)")
-        page.table(optimal.exponents_)
-        page.figure(
-            "envelope",
-            figures.envelope_figure(optimal, metric),
-            f"{metric} against training FLOPs per run with the envelope; compute-optimal laws",
-        )
-        budget = float(analysis.final["flops"].max())
-        page.text(f"At the largest budget observed ({budget:.4g} FLOPs):")
-        page.table(optimal.predict(budget))
-        page.heading("Near-optimal configurations")
-        page.table(optimal.near_optimal_.head(40))
+def _optimal_section(page: Page, analysis: Analysis) -> None:
+    optimal, metric = analysis.optimal, analysis.metric
+    page.heading("Optimal-model laws N_opt(C), S_opt(C), D_opt(C)")
+    page.table(optimal.exponents_)
+    page.figure(
+        "envelope",
+        figures.envelope_figure(optimal, metric),
+        f"{metric} against training FLOPs per run with the envelope; compute-optimal laws",
+    )
+    budget = float(analysis.final["flops"].max())
+    page.text(f"At the largest budget observed ({budget:.4g} FLOPs):")
+    page.table(optimal.predict(budget))
+    page.heading("Near-optimal configurations")
+    page.table(optimal.near_optimal_.head(40))
 
+
+def _data_section(page: Page, analysis: Analysis) -> None:
     page.heading("Data")
     columns = [
         c
@@ -182,7 +199,6 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
     ]
     page.table(analysis.final[columns].sort_values(columns[:3]))
     page.data_link("observations.csv", analysis.observations, "all observations (CSV)")
-    return page.write(analysis.title)
 
 
 def write_comparison(analyses: dict[str, Analysis], output: str | Path, metric: str) -> Path:

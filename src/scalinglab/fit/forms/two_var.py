@@ -1,4 +1,4 @@
-"""Laws in model size N and data size D: Chinchilla's additive form and Kaplan's combined form.
+"""Laws in model size N and data size D: Chinchilla's additive form, its nested variants, Kaplan's combined form.
 
 Inputs arrive as log N and log D; parameters that are positive scales are fitted as their logs.
 """
@@ -42,6 +42,83 @@ CHINCHILLA = Form(
     start_grid=_chinchilla_starts,
     description="Hoffmann et al. (2022) performance law: an irreducible floor plus one power law per axis.",
 )
+
+
+def _no_floor_features(lx: Array) -> Array:
+    # Terms a - alpha log N, b - beta log D over parameters (a, b, alpha, beta).
+    features = np.zeros((2, 4, lx.shape[-1]))
+    features[0, 0] = features[1, 1] = 1.0
+    features[0, 2], features[1, 3] = -lx[0], -lx[1]
+    return features
+
+
+def _no_floor_starts(lx: Array, ly: Array) -> Array:
+    half_steps = np.arange(0.0, 2.01, 0.5)
+    return product_grid(np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0), half_steps, half_steps)
+
+
+CHINCHILLA_NO_FLOOR = Form(
+    name="chinchilla_no_floor",
+    formula="L = A / N^alpha + B / D^beta",
+    inputs=("n", "d"),
+    params=CHINCHILLA.params[1:],
+    log_predict=affine_lse(_no_floor_features),
+    features=_no_floor_features,
+    start_grid=_no_floor_starts,
+    description="chinchilla with E = 0: no irreducible floor within reach of the data.",
+)
+
+
+def _shared_features(lx: Array) -> Array:
+    # Terms e, a - alpha log N, b - alpha log D over parameters (e, a, b, alpha).
+    features = np.zeros((3, 4, lx.shape[-1]))
+    features[0, 0] = features[1, 1] = features[2, 2] = 1.0
+    features[1, 3], features[2, 3] = -lx[0], -lx[1]
+    return features
+
+
+def _shared_starts(lx: Array, ly: Array) -> Array:
+    return product_grid(
+        np.arange(-1.0, 1.01, 0.5), np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0), np.arange(0.0, 2.01, 0.5)
+    )
+
+
+CHINCHILLA_SHARED = Form(
+    name="chinchilla_shared",
+    formula="L = E + A / N^alpha + B / D^alpha",
+    inputs=("n", "d"),
+    params=CHINCHILLA.params[:4],
+    log_predict=affine_lse(_shared_features),
+    features=_shared_features,
+    start_grid=_shared_starts,
+    description="chinchilla with one exponent for both axes (alpha = beta).",
+)
+
+FIXED_FLOOR_PREFIX = "chinchilla_floor="
+
+
+def fixed_floor(floor: float) -> Form:
+    """chinchilla with E fixed at `floor` (a known noise floor): E is pinned, the other four are fitted."""
+    if not (np.isfinite(floor) and floor > 0):
+        raise ValueError(f"the fixed floor E must be finite and > 0, got {floor}")
+    e = float(np.log(floor))
+    params = (Param("e", e, e, "E", log_scale=True),) + CHINCHILLA.params[1:]
+
+    def starts(lx: Array, ly: Array) -> Array:
+        grid = _chinchilla_starts(lx, ly)
+        grid[:, 0] = e
+        return np.unique(grid, axis=0)
+
+    return Form(
+        name=f"{FIXED_FLOOR_PREFIX}{floor:g}",
+        formula=f"L = {floor:g} + A / N^alpha + B / D^beta",
+        inputs=("n", "d"),
+        params=params,
+        log_predict=affine_lse(_chinchilla_features),
+        features=_chinchilla_features,
+        start_grid=starts,
+        description="chinchilla with the floor E fixed by the user (e.g. a known noise floor).",
+    )
 
 
 def _kaplan_parts(theta: Array, lx: Array) -> tuple[Array, ...]:

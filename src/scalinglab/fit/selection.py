@@ -1,0 +1,137 @@
+"""Choosing a law's form by held-out runs: each candidate's leave-one-run-out error, then the one-SE rule.
+
+Small sweeps (a few model x data scales, one seed per cell) rarely pin down all five chinchilla parameters;
+a nested form with fewer free parameters often predicts an unseen run as well or better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import UserError
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.law import ScalingLaw
+from scalinglab.fit.optimize import minimize
+from scalinglab.observations import FitData
+
+AUTO = "auto"
+# Simplest last is not required: the rule ranks by free parameters, then by held-out error.
+DEFAULT_CANDIDATES = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "kaplan")
+WARM_STARTS = 8  # the full fit's best polished basins start every fold's refit
+
+
+@dataclass
+class Selection:
+    """Every candidate's held-out error, the form chosen and why."""
+
+    table: pd.DataFrame  # one row per candidate: form, free_params, folds, cv_error, cv_log_error, cv_se, ...
+    choice: str
+    reason: str
+    unit: str  # "run" (leave one run out) or "point" (leave one point out)
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = self.table.replace({np.nan: None}).to_dict(orient="records")
+        return {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "candidates": rows}
+
+
+def free_parameters(name: str) -> int:
+    form = get_form(name)
+    return int(np.sum(form.upper > form.lower))
+
+
+def cross_validate(law: ScalingLaw, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+    """Refit `law`'s form without each run (or each point, when the data have no runs) and predict it.
+
+    Returns the held-out log residuals (n,) (log predicted - log observed, each point predicted by the fit
+    that did not see its run) and each point's fold index. All folds are solved in one batched optimisation,
+    each warm-started from the full fit's best basins.
+    """
+    form = law.form_
+    lx, ly = np.log(data.inputs), np.log(data.y)
+    groups = np.arange(data.n_points) if data.groups is None else data.groups
+    _, fold = np.unique(groups, return_inverse=True)
+    n_folds = int(fold.max()) + 1
+    keep = (np.arange(n_folds)[:, None] != fold[None, :]).astype(float)  # (F, n)
+    basins = law.basins_[:WARM_STARTS]
+    starts = np.tile(basins, (n_folds, 1))
+    weights = np.repeat(keep, basins.shape[0], axis=0)
+    refit = minimize(form, lx, ly, starts, law.loss_function(), weights, max_iter=5000, ftol=1e-15, gtol=1e-13)
+    objective = refit.objective.reshape(n_folds, basins.shape[0])
+    theta = refit.theta.reshape(n_folds, basins.shape[0], -1)[np.arange(n_folds), np.argmin(objective, axis=1)]
+    with np.errstate(all="ignore"):
+        predicted = form.log_predict(theta, lx)  # (F, n): fold f's law at every point
+    return predicted[fold, np.arange(data.n_points)] - ly, fold
+
+
+def _score(name: str, law: ScalingLaw, data: FitData) -> dict[str, Any]:
+    residual, fold = cross_validate(law, data)
+    n_folds = int(fold.max()) + 1
+    per_fold = np.bincount(fold, weights=np.abs(residual), minlength=n_folds) / np.bincount(fold)
+    finite = np.isfinite(per_fold)
+    mean = float(np.mean(per_fold)) if finite.all() else np.inf
+    se = float(np.std(per_fold, ddof=1) / np.sqrt(n_folds)) if finite.all() and n_folds > 1 else np.inf
+    return {
+        "form": name,
+        "free_params": free_parameters(name),
+        "folds": n_folds,
+        "cv_error": float(np.median(np.abs(np.expm1(residual)))),  # median relative error of held-out points
+        "cv_log_error": mean,  # mean over folds of the mean |log residual|
+        "cv_se": se,
+        "objective": law.objective_,
+        "at_bounds": ", ".join(law.at_bounds_) or None,
+    }
+
+
+def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
+    """The simplest form whose held-out error is within one standard error of the best (Hastie et al. 2009, 7.10).
+
+    Ties in the number of free parameters go to the lower held-out error.
+    """
+    best = table.loc[table["cv_log_error"].idxmin()]
+    limit = best["cv_log_error"] + (best["cv_se"] if np.isfinite(best["cv_se"]) else 0.0)
+    within = table[table["cv_log_error"] <= limit].sort_values(["free_params", "cv_log_error"], kind="stable")
+    pick = within.iloc[0]
+    if pick["form"] == best["form"]:
+        reason = (
+            f"lowest held-out error ({pick['cv_log_error']:.4g} mean |log residual|, median relative "
+            f"{pick['cv_error']:.2%}) and no simpler form within one standard error ({best['cv_se']:.2g})"
+        )
+    else:
+        reason = (
+            f"simplest form ({pick['free_params']} free parameters) within one standard error of the best: "
+            f"{pick['cv_log_error']:.4g} against {best['cv_log_error']:.4g} +/- {best['cv_se']:.2g} for {best['form']}"
+        )
+    return str(pick["form"]), reason
+
+
+def select_form(
+    data: FitData, candidates: tuple[str, ...] | list[str] = DEFAULT_CANDIDATES, **law_options: Any
+) -> tuple[Selection, dict[str, ScalingLaw]]:
+    """Fit every candidate on all the data, score each by leave-one-run-out error, choose by the one-SE rule.
+
+    Returns the selection and every candidate's full fit (without bootstrap), keyed by form name.
+    """
+    options = {k: v for k, v in law_options.items() if k != "bootstrap"}
+    rows, laws = [], {}
+    for name in candidates:
+        form = get_form(name)
+        if form.inputs != data.input_names:
+            raise UserError(f"form '{name}' is a law in {', '.join(form.inputs)}; the data give {data.input_names}")
+        largest_fold = 1 if data.groups is None else int(np.unique(data.groups, return_counts=True)[1].max())
+        if data.n_points - largest_fold < free_parameters(name):
+            continue
+        laws[name] = ScalingLaw(form=name, **options).fit(data)
+        rows.append(_score(name, laws[name], data))
+    if not rows:
+        names = ", ".join(candidates)
+        raise UserError(f"{data.n_points} points are too few to hold any out and fit any of: {names}")
+    table = pd.DataFrame(rows)
+    choice, reason = one_se_choice(table)
+    table["chosen"] = table["form"] == choice
+    table = table.sort_values("cv_log_error", kind="stable").reset_index(drop=True)
+    unit = "point" if data.groups is None else "run"
+    return Selection(table, choice, reason, unit), laws

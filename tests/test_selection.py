@@ -1,0 +1,87 @@
+"""Form selection by leave-one-run-out error: the generating form is chosen, folds really hold data out."""
+
+import numpy as np
+import pytest
+
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.selection import cross_validate, one_se_choice, select_form
+from scalinglab.observations import FitData
+
+N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 3.2e7, 6), np.geomspace(1e8, 7e8, 4)))  # a 6 x 4 grid
+TRUTHS = {
+    "chinchilla": 1.8 + 400 / N**0.3 + 2e4 / D**0.55,
+    "chinchilla_shared": 1.8 + 400 / N**0.35 + 2e3 / D**0.35,
+    "chinchilla_no_floor": 400 / N**0.3 + 2e4 / D**0.4,
+    "kaplan": ((1e13 / N) ** (0.076 / 0.095) + 5e13 / D) ** 0.095,
+}
+
+
+def _data(y: np.ndarray, seed: int, groups=None) -> FitData:
+    noisy = y * np.exp(np.random.default_rng(seed).normal(0, 0.003, y.size))
+    return FitData(np.stack([N, D]), ("n", "d"), noisy, groups, "grid")
+
+
+@pytest.mark.parametrize("truth", list(TRUTHS))
+def test_selection_picks_the_generating_form(truth):
+    selection, laws = select_form(_data(TRUTHS[truth], seed=0))
+    assert selection.choice == truth, selection.table
+    assert set(laws) == set(TRUTHS)
+    assert selection.table["chosen"].sum() == 1
+    assert selection.to_dict()["held_out"] == "point"
+
+
+def test_fixed_floor_is_a_candidate_with_one_parameter_fewer():
+    selection, laws = select_form(_data(TRUTHS["chinchilla"], seed=1), ["chinchilla", "chinchilla_floor=1.8"])
+    row = selection.table.set_index("form").loc["chinchilla_floor=1.8"]
+    assert row["free_params"] == 4
+    assert laws["chinchilla_floor=1.8"].params_["E"] == pytest.approx(1.8, rel=1e-12)
+    assert get_form("chinchilla_floor=1.8").formula.startswith("L = 1.8 +")
+
+
+def test_held_out_prediction_equals_a_refit_without_that_run():
+    groups = np.repeat(np.arange(12), 2)  # two points per run
+    data = _data(TRUTHS["chinchilla_shared"], seed=2, groups=groups)
+    selection, laws = select_form(data, ["chinchilla_shared"])
+    assert selection.unit == "run" and int(selection.table["folds"][0]) == 12
+    residual, fold = cross_validate(laws["chinchilla_shared"], data)
+    from scalinglab import ScalingLaw
+
+    keep = groups != 5
+    sub = FitData(data.inputs[:, keep], ("n", "d"), data.y[keep], groups[keep], "grid")
+    refit = ScalingLaw(form="chinchilla_shared").fit(sub)
+    direct = np.log(refit.predict(n=N[~keep], d=D[~keep])) - np.log(data.y[~keep])
+    np.testing.assert_allclose(residual[fold == 5], direct, atol=1e-6)
+
+
+def test_one_se_rule_prefers_the_simpler_form_within_one_standard_error():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"form": ["big", "small"], "free_params": [5, 4], "cv_log_error": [0.010, 0.011], "cv_se": [0.002, 0.002],
+         "cv_error": [0.01, 0.011]}
+    )
+    assert one_se_choice(table)[0] == "small"
+    table.loc[1, "cv_log_error"] = 0.013
+    assert one_se_choice(table)[0] == "big"
+
+
+def test_cli_fit_auto_reports_the_selection(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    y = TRUTHS["chinchilla_shared"] * np.exp(np.random.default_rng(3).normal(0, 0.003, N.size))
+    path = tmp_path / "grid.csv"
+    pd.DataFrame({"Model Size": N, "Samples": D, "minADE": y}).to_csv(path, index=False)
+    args = [sys.executable, "-m", "scalinglab", "fit", str(path), "--n", "Model Size", "--d", "Samples"]
+    out = subprocess.run([*args, "--y", "minADE", "--form", "auto", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    fit = json.loads(out.stdout)
+    assert fit["form"] == fit["selection"]["choice"] == "chinchilla_shared"
+    assert {row["form"] for row in fit["selection"]["candidates"]} == set(TRUTHS)
+    assert fit["intervals"] == "profile" and fit["not_identified"] == []
+    assert all(None not in bounds for bounds in fit["ci"].values())
+    table = subprocess.run([*args, "--y", "minADE", "--form", "auto"], capture_output=True, text=True)
+    assert table.returncode == 0 and "form selection (leave one point out)" in table.stdout
