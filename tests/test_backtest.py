@@ -64,6 +64,7 @@ def test_the_true_two_variable_form_ranks_first():
     assert result.scores.iloc[0]["form"] == "chinchilla"
 
 
+@pytest.mark.slow
 def test_automatic_choice_uses_only_the_data_given():
     data = one_var("power_offset", {"E": 1.5, "A": 300.0, "alpha": 0.3}, np.geomspace(1e4, 1e10, 30))
     assert choose_form(data, ["power", "power_offset"]).form == "power_offset"
@@ -106,6 +107,7 @@ def test_m4_solves_its_implicit_law_and_recovers_parameters():
     assert law.params_["c"] == pytest.approx(0.4, abs=0.05)
 
 
+@pytest.mark.slow
 def test_cli_backtest(tmp_path):
     path = tmp_path / "obs.csv"
     example_observations().to_csv(path, index=False)

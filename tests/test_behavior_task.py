@@ -52,6 +52,7 @@ def test_output_shapes_and_neighbour_order_does_not_matter():
     assert model(scenes)[0].shape == (8, 6, 15, 2)
 
 
+@pytest.mark.slow
 def test_training_steps_reduce_the_loss():
     torch.manual_seed(0)
     model = BehaviorTransformer(BASE)

@@ -6,6 +6,8 @@ import pytest
 
 from scalinglab import ScalingLaw
 
+pytestmark = pytest.mark.slow
+
 # Epoch AI's published estimates and 95% intervals (../shared/data/README.md).
 PUBLISHED = {
     "E": (1.817, 1.769, 1.871),

@@ -27,6 +27,7 @@ def user_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_fit_json_and_predict(user_csv, tmp_path):
     fit_path = tmp_path / "fit.json"
     proc = run(
@@ -82,6 +83,7 @@ def test_bad_rows_name_the_file_row_and_column(tmp_path):
     assert proc.stderr.strip() == f"error: {path}: row 2 (line 3), column 'value': 'oops' is not a finite number"
 
 
+@pytest.mark.slow
 def test_predict_from_a_missing_or_wrong_fit(tmp_path):
     assert "no such file" in run("predict", str(tmp_path / "none.json"), "--n", "1", "--d", "1", check_rc=2).stderr
     bad = tmp_path / "bad.json"

@@ -11,6 +11,9 @@ import pytest
 from scalinglab import ScalingLaw
 from scalinglab.testing import example_curves, example_observations
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI in a fresh process
+
+
 
 def run(*args):
     env = {**os.environ, "COLUMNS": "400"}  # help text on one line per option
@@ -115,3 +118,13 @@ def test_on_duplicate_error_applies_without_all_points(files):
 def test_profile_and_cost_of_a_one_variable_fit_name_the_file(files, command):
     proc = run(command[0], files["fit_x"], *command[1:])
     assert_one_line_error(proc, files["fit_x"], "form 'power'", "N and D")
+
+
+def test_help_does_not_import_the_fitting_engine_or_torch():
+    code = (
+        "import sys; import scalinglab.cli.main; "
+        "heavy = [m for m in ('torch', 'scipy.stats', 'numba', 'pandas', 'scalinglab.fit.law') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -97,6 +97,7 @@ def test_recovers_a_broken_power_law_break():
     assert law.params_["c0"] == pytest.approx(0.1, abs=0.05)
 
 
+@pytest.mark.slow
 def test_two_break_law_fits_a_double_descent_bump():
     # c1 < 0 bends the curve up, c2 > 0 brings it back down: a bump between the breaks.
     truth = {"a": 0.1, "b": 2.0, "c0": 0.2, "c1": -0.6, "d1": 1e4, "f1": 0.2, "c2": 1.2, "d2": 1e6, "f2": 0.2}

@@ -125,6 +125,7 @@ def test_cost_grows_faster_than_the_improvement(law):
     assert table["flops_multiple"].iloc[-1] > 10 * table["flops_multiple"].iloc[0]
 
 
+@pytest.mark.slow
 def test_cli_optimal_profile_cost(tmp_path):
     curves = tmp_path / "curves.csv"
     example_curves(params=HOFFMANN, noise=0.001).to_csv(curves, index=False)

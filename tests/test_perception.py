@@ -181,6 +181,7 @@ def test_a_few_training_steps_reduce_the_loss(scenes):
     assert losses[-1] < 0.7 * losses[0]
 
 
+@pytest.mark.slow
 def test_study_of_the_perception_task(tmp_path):
     config = parse_config(
         {

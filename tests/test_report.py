@@ -74,6 +74,7 @@ def test_heatmap_annotations_are_the_relative_changes(analysis):
     assert texts[0] == "+0.0%" and all(t.startswith("-") for t in texts[1:])  # every larger cell is better
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_escaped(analysis, tmp_path):
     page = write_report(analysis, tmp_path / "r")
     html = page.read_text()
@@ -87,6 +88,7 @@ def test_report_is_self_contained_and_escaped(analysis, tmp_path):
     assert pd.read_csv(tmp_path / "r" / "observations.csv").shape[0] == len(analysis.observations)
 
 
+@pytest.mark.slow
 def test_the_page_states_the_interval_level_and_improvement_actually_used(analysis, tmp_path):
     law = copy.copy(analysis.law)
     law.ci_level = 0.9  # the intervals are percentiles of the same refits at the new level
@@ -98,6 +100,7 @@ def test_the_page_states_the_interval_level_and_improvement_actually_used(analys
     assert "summed huber loss" in html and "C = 6ND" in html
 
 
+@pytest.mark.slow
 def test_a_warning_when_the_data_cannot_support_the_law(tmp_path):
     flat = study_table().assign(value=lambda t: 2.0 + 1e-4 * np.sin(np.arange(len(t))))
     result = analyse(flat, "flat.csv", metric="loss", bootstrap=0)
@@ -109,6 +112,7 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_report_and_compare_commands(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     study_table().to_csv(a, index=False)
@@ -126,6 +130,7 @@ def test_report_and_compare_commands(tmp_path):
     assert bad.stderr.strip().splitlines()[-1] == f"error: {a}: column 'metric' has no 'mAP' rows; it has loss"
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_at_a_few_steps(tmp_path):
     proc = run("demo", "-o", str(tmp_path / "demo"), "--steps", "6", "--workers", "1", "--bootstrap", "10")
     assert proc.returncode == 0, proc.stderr
@@ -134,6 +139,7 @@ def test_demo_end_to_end_at_a_few_steps(tmp_path):
     assert (tmp_path / "demo" / "study.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_higher_is_better_metric_uses_the_error_and_the_upper_envelope(tmp_path):
     # mAP = 1 - error, the error following the known law: the fit must recover the law on 1 - mAP.
     table = study_table()

@@ -11,6 +11,8 @@ from scalinglab.report.analysis import analyse
 from scalinglab.report.html import write_report
 from test_report import study_table
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 

@@ -65,6 +65,7 @@ def test_one_se_rule_prefers_the_simpler_form_within_one_standard_error():
     assert one_se_choice(table)[0] == "big"
 
 
+@pytest.mark.slow
 def test_cli_fit_auto_reports_the_selection(tmp_path):
     import json
     import subprocess

@@ -19,10 +19,11 @@ import yaml
 from scalinglab import ScalingLaw
 from scalinglab.errors import UserError
 from scalinglab.study.config import ScheduleConfig, load_config, parse_config
+from scalinglab.study.records import Progress, RunSpec
 from scalinglab.study.runner import execute, export
 from scalinglab.study.schedule import lr_factor
 from scalinglab.study.store import Store
-from scalinglab.study.train import RunSpec, measure_step_flops, sample_indices, train_run
+from scalinglab.study.train import measure_step_flops, sample_indices, train_run
 from scalinglab.tasks import build_task
 from scalinglab.tasks.toy import ToyTask
 
@@ -117,13 +118,14 @@ def test_model_family_grows_with_scale(scale_by):
     assert 2 < counts[2] / counts[1] < 8  # about 4x per 4x of scale
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     cfg = config()
     spec = RunSpec("m4-d1-s0", 4.0, 1.0, 0)
     full = train_run(cfg, spec, tmp_path / "a")
 
-    def stop_at_12(run_id, step, total, loss):
-        if step == 12:
+    def stop_at_12(event):
+        if isinstance(event, Progress) and event.step == 12:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -179,6 +181,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert runs.loc["m1-d2-s0", "status"] == "done"
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_observations(tmp_path):
     one = Store.create(tmp_path / "one", config())
     execute(one)
@@ -192,6 +195,7 @@ def _cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "scalinglab", *args], **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_keeps_every_run_exactly_once(tmp_path):
     cfg = {**BASE, "model_scales": [1, 2, 4, 8], "data_scales": [1, 2, 4], "budget": {"steps": 200}, "eval_every": 20}
     path = tmp_path / "study.yaml"
@@ -256,6 +260,7 @@ def test_cli_errors_and_status(tmp_path):
 ray = pytest.importorskip("ray")
 
 
+@pytest.mark.slow
 def test_ray_executor_on_a_real_local_instance(tmp_path):
     store = Store.create(tmp_path / "s", config(model_scales=[1], data_scales=[1, 2]))
     assert execute(store, executor="ray") == {"done": 2}
@@ -267,3 +272,139 @@ def test_example_configs_are_valid(path):
     config = load_config(path)  # raises a UserError naming the key on any unknown or invalid study or task key
     assert config.name == path.stem.removesuffix("_study")
     assert build_task(config.task, config.task_options).name == config.task
+
+
+def test_the_store_and_the_training_loop_share_one_schema(tmp_path):
+    from scalinglab.observations import COLUMNS, SCHEMA
+    from scalinglab.study import store as store_module
+
+    assert tuple(COLUMNS) == store_module.OBS_COLUMNS
+    assert not hasattr(store_module, "SCHEMA")  # the SQL has its own name, DDL
+    assert list(SCHEMA) == [c for c in COLUMNS if c in SCHEMA]  # the analysis columns, a subset in table order
+    assert list(SCHEMA) == [
+        "run_id", "n_params", "dataset_size", "samples_seen", "steps", "flops", "metric", "split", "value"
+    ]
+    result = train_run(config(budget={"steps": 8}), RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / "run")
+    assert all(list(row) == list(COLUMNS) for row in result.rows)
+    store = Store.create(tmp_path / "s", config(model_scales=[1], data_scales=[1], budget={"steps": 8}))
+    execute(store)
+    assert list(store.observations().columns) == list(COLUMNS)
+
+
+def test_executor_events_are_typed_records(tmp_path):
+    from scalinglab.study.executors import run_sequential
+    from scalinglab.study.records import Done, Started
+
+    events = []
+    run_sequential(config(budget={"steps": 8}), [RunSpec("m1-d1-s0", 1.0, 1.0, 0)], tmp_path, events.append)
+    assert isinstance(events[0], Started) and events[0].run_id == "m1-d1-s0"
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.step for e in progress] == list(range(1, 9)) and {e.total for e in progress} == {8}
+    assert isinstance(events[-1], Done) and events[-1].run_id == "m1-d1-s0"
+    assert len([r for r in events[-1].result.rows if r["split"] == "eval" and r["metric"] == "loss"]) == 1
+
+
+def test_task_options_are_a_hashable_cache_key():
+    import functools
+
+    from scalinglab.tasks.perception import PerceptionOptions
+
+    a = PerceptionOptions.model_validate({"classes": ["car", "person"], "data_seed": 1})
+    b = PerceptionOptions.model_validate({"data_seed": 1, "classes": ["car", "person"]})
+    c = PerceptionOptions.model_validate({"classes": ["person", "car"], "data_seed": 1})
+    assert a == b and hash(a) == hash(b) and a.cache_key() == b.cache_key()
+    assert a.cache_key() != c.cache_key()  # class order is meaningful (class ids)
+    calls = []
+
+    @functools.lru_cache(maxsize=4)
+    def load(options):
+        calls.append(options)
+        return len(calls)
+
+    assert load(a) == load(b) == 1 and load(c) == 2
+    with pytest.raises(ValueError):
+        a.data_seed = 2  # frozen: a cached key cannot change under the cache
+
+
+def test_a_checkpoint_that_does_not_fit_is_set_aside_and_the_run_starts_over(tmp_path):
+    from scalinglab.study.records import Notice
+
+    cfg = config()
+    spec = RunSpec("m4-d1-s0", 4.0, 1.0, 0)
+    fresh = train_run(cfg, spec, tmp_path / "fresh")
+    other = train_run(cfg, RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / "other")  # a smaller model's checkpoint
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes((tmp_path / "other" / "checkpoint.pt").read_bytes())
+    events = []
+    result = train_run(cfg, spec, run_dir, events.append)
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1
+    assert "checkpoint.pt could not be loaded: it does not fit this run (RuntimeError" in notices[0].text
+    assert "moved to checkpoint.pt.corrupt, training from step 0" in notices[0].text
+    assert "\n" not in notices[0].text
+    assert (run_dir / "checkpoint.pt.corrupt").read_bytes() == (tmp_path / "other" / "checkpoint.pt").read_bytes()
+    assert result.resumed_from_step == 0 and result.n_params == fresh.n_params != other.n_params
+    strip = [{k: v for k, v in row.items() if k != "wall_time"} for row in result.rows]
+    assert strip == [{k: v for k, v in row.items() if k != "wall_time"} for row in fresh.rows]
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path, monkeypatch):
+    seen = []
+    real_load = torch.load
+
+    def load(*args, **kwargs):
+        seen.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    cfg, spec = config(budget={"steps": 8}, eval_every=4), RunSpec("m1-d1-s0", 1.0, 1.0, 0)
+    train_run(cfg, spec, tmp_path)
+    monkeypatch.setattr(torch, "load", load)
+    assert train_run(cfg, spec, tmp_path).resumed_from_step == 8
+    assert seen == [True]
+
+
+@pytest.mark.slow
+def test_a_run_held_by_another_process_is_not_trained(tmp_path):
+    from scalinglab.study.lock import RunLocked, run_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLocked, match=f"held by process {holder.pid}"):
+            train_run(config(), RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / "run")
+        assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path / "run"):  # the kernel released the dead holder's lock
+        pass
+
+
+# Holds a run's lock (writing its pid, as the runner does) until killed.
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+os.makedirs(sys.argv[1], exist_ok=True)
+fd = os.open(os.path.join(sys.argv[1], "lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(
+    ("scales", "needle"),
+    [
+        ({"model_scales": ["1X", float("inf")]}, "key 'model_scales': inf is not a finite positive multiplier"),
+        ({"model_scales": ["infX"]}, "key 'model_scales': inf is not a finite positive multiplier"),
+        ({"data_scales": [1, float("nan")]}, "key 'data_scales': nan is not a finite positive multiplier"),
+        ({"data_scales": [0]}, "key 'data_scales': 0 is not a finite positive multiplier"),
+        ({"optimizer": {"lr": float("inf")}}, "key 'optimizer.lr': Input should be a finite number"),
+    ],
+)
+def test_non_finite_values_are_refused(scales, needle):
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        config(**scales)

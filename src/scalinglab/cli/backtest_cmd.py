@@ -9,12 +9,10 @@ import typer
 
 from scalinglab.cli.render import check_count, console, frame_table, print_json, records
 from scalinglab.errors import UserError
-from scalinglab.fit.backtest import AUTO, holdout_mask
-from scalinglab.fit.backtest import backtest as run_backtest
 from scalinglab.fit.forms import get_form
-from scalinglab.observations import read_table, select_fit_data
 
 Opt = typer.Option
+AUTO = "auto"  # fit.backtest.AUTO, kept here so --help does not import the engine
 ONE_VAR_FORMS = ["power", "power_offset", "bnsl1", "m4", AUTO]
 FORMS_HELP = (
     f"comma-separated forms; {AUTO}: the automatic choice [chinchilla,kaplan; with --x {','.join(ONE_VAR_FORMS)}]"
@@ -38,6 +36,9 @@ def backtest(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Would a law fitted on the small scales have predicted the held-out larger ones? Compare forms."""
+    from scalinglab.fit.backtest import backtest as run_backtest
+    from scalinglab.fit.backtest import holdout_mask
+    from scalinglab.observations import read_table, select_fit_data
     check_count(bootstrap, "--bootstrap")
     check_count(seed, "--seed")
     names = forms.split(",") if forms else (ONE_VAR_FORMS if x else ["chinchilla", "kaplan"])

@@ -21,10 +21,7 @@ from scalinglab.cli.render import (
     print_selection,
 )
 from scalinglab.errors import UserError
-from scalinglab.fit.expressions import parse_named
 from scalinglab.fit.forms import FORMS, get_form
-from scalinglab.fit.law import ScalingLaw
-from scalinglab.observations import read_table
 from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
@@ -70,6 +67,9 @@ def fit(
     output: Annotated[Path | None, Opt("-o", "--output", help="write the fit to this JSON file")] = None,
 ) -> None:
     """Fit a scaling law to a table of runs and print the parameters (with intervals when bootstrapped)."""
+    from scalinglab.fit.expressions import parse_named
+    from scalinglab.fit.law import ScalingLaw
+    from scalinglab.observations import read_table
     if on_duplicate not in ("drop", "keep", "error"):
         raise UserError(f"--on-duplicate must be drop, keep or error, not '{on_duplicate}'")
     check_count(bootstrap, "--bootstrap")
@@ -137,6 +137,7 @@ def predict(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Predict the metric from a saved fit, with intervals when the fit was bootstrapped."""
+    from scalinglab.fit.law import ScalingLaw
     law = ScalingLaw.load(fit_file)
     given = {
         k: v for k, v in {"n": _values(n, "n"), "d": _values(d, "d"), "x": _values(x, "x")}.items() if v is not None

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError
-from scalinglab.fit.law import ScalingLaw
-from scalinglab.observations import read_table
-from scalinglab.optimal import ComputeOptimal
-from scalinglab.optimal.iso_metric import check_improvement, cost_table, iso_metric_profile, require_nd
+
+if TYPE_CHECKING:
+    from scalinglab.fit.law import ScalingLaw
 from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
@@ -40,6 +39,8 @@ def optimal(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods."""
+    from scalinglab.observations import read_table
+    from scalinglab.optimal import ComputeOptimal
     check_count(bootstrap, "--bootstrap")
     check_count(seed, "--seed")
     check_count(bins, "--bins", minimum=1)
@@ -96,6 +97,8 @@ def _reference(text: str | None) -> tuple[float, float] | None:
 
 
 def _load_nd_law(fit_file: Path) -> ScalingLaw:
+    from scalinglab.fit.law import ScalingLaw
+    from scalinglab.optimal.iso_metric import require_nd
     law = ScalingLaw.load(fit_file)
     require_nd(law, str(fit_file))
     return law
@@ -111,6 +114,7 @@ def profile(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """The (N, D) pairs that reach a target, the cheapest of them, and its cost against the reference."""
+    from scalinglab.optimal.iso_metric import check_improvement, iso_metric_profile
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     check_count(points, "--points", minimum=1)
     if target is not None and not math.isfinite(target):
@@ -157,6 +161,7 @@ def cost(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """What each improvement costs: the cheapest N, D and FLOPs, as multiples of the reference."""
+    from scalinglab.optimal.iso_metric import check_improvement, cost_table
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     law = _load_nd_law(fit_file)
     try:

@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from scalinglab.errors import UserError
-from scalinglab.fit.law import ScalingLaw
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from scalinglab.fit.law import ScalingLaw
 
 console = Console()
 err_console = Console(stderr=True)

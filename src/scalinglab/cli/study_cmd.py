@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,6 +14,10 @@ app = typer.Typer(
     help="Run a scaling study (a grid of model x data scales) and export its observations.", no_args_is_help=True
 )
 Opt = typer.Option
+RAY_TIMEOUT = 30.0  # the default of --ray-timeout; scalinglab.study.executors.RAY_TIMEOUT, without importing it
+RayTimeout = Annotated[
+    float, Opt(envvar="SCALINGLAB_RAY_TIMEOUT", help="seconds to reach the Ray cluster before giving up")
+]
 
 
 def _summary(counts: dict[str, int], directory: Path) -> None:
@@ -27,17 +31,20 @@ def run(
     output: Annotated[Path | None, Opt("-o", "--output", help="study directory [study-<name>]")] = None,
     executor: Annotated[str, Opt(help="local or ray")] = "local",
     workers: Annotated[int, Opt(help="local worker processes")] = 1,
-    address: Annotated[str | None, Opt(help="Ray cluster address (default: start a local Ray)")] = None,
+    address: Annotated[str | None, Opt(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
+    ray_timeout: RayTimeout = RAY_TIMEOUT,
 ) -> None:
     """Train every cell of the study's grid; a second run on the same directory resumes it."""
     from scalinglab.study.config import load_config
-    from scalinglab.study.runner import execute
+    from scalinglab.study.runner import check_executor, execute
     from scalinglab.study.store import Store
 
+    check_executor(executor, workers, address, ray_timeout)  # before anything is created
     config = load_config(config_file)
+    check_executor(executor, workers, address, ray_timeout, connect=True)  # an unreachable Ray creates nothing
     directory = output or Path(f"study-{config.name}")
     store = Store.create(directory, config)
-    _summary(execute(store, executor, workers, address), directory)
+    _summary(execute(store, executor, workers, address, ray_timeout=ray_timeout), directory)
 
 
 @app.command("resume")
@@ -45,15 +52,17 @@ def resume(
     directory: Annotated[Path, typer.Argument(help="study directory")],
     executor: Annotated[str, Opt(help="local or ray")] = "local",
     workers: Annotated[int, Opt(help="local worker processes")] = 1,
-    address: Annotated[str | None, Opt(help="Ray cluster address")] = None,
+    address: Annotated[str | None, Opt(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
     retry_failed: Annotated[bool, Opt(help="also train the runs that failed")] = False,
+    ray_timeout: RayTimeout = RAY_TIMEOUT,
 ) -> None:
     """Continue an interrupted study: finished runs are kept, interrupted ones continue from their checkpoint."""
-    from scalinglab.study.runner import execute
+    from scalinglab.study.runner import check_executor, execute
     from scalinglab.study.store import Store
 
     store = Store.open(directory)
-    _summary(execute(store, executor, workers, address, retry_failed), directory)
+    check_executor(executor, workers, address, ray_timeout, connect=True)
+    _summary(execute(store, executor, workers, address, retry_failed, ray_timeout=ray_timeout), directory)
 
 
 @app.command("status")
@@ -66,11 +75,19 @@ def status(directory: Annotated[Path, typer.Argument(help="study directory")]) -
     for col in ("run_id", "status", "n_params", "dataset_size", "attempts", "error"):
         table.add_column(col)
     for row in runs.itertuples():
-        params = "" if row.n_params is None or row.n_params != row.n_params else f"{int(row.n_params):,}"
-        size = "" if row.dataset_size is None or row.dataset_size != row.dataset_size else f"{int(row.dataset_size):,}"
-        table.add_row(row.run_id, row.status, params, size, str(row.attempts), row.error or "")
+        sizes = [_cell(v, count=True) for v in (row.n_params, row.dataset_size, row.attempts)]
+        table.add_row(row.run_id, row.status, *sizes, _cell(row.error))
     console.print(table)
     _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
+
+
+def _cell(value: Any, count: bool = False) -> str:
+    """A store value as table text; a NULL (None, or NaN / NA once pandas has read it) is blank."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return ""
+    return f"{int(value):,}" if count else str(value)
 
 
 @app.command("export")

@@ -1,6 +1,21 @@
-"""Compute-optimal analysis: which model size, steps and data for a FLOPs budget, by three methods."""
+"""Compute-optimal analysis: which model size, steps and data for a FLOPs budget, by three methods.
 
-from scalinglab.optimal.compute_optimal import ComputeOptimal
-from scalinglab.optimal.parametric import parametric_allocation
+`ComputeOptimal` and `parametric_allocation` are imported on first use (the CLI's --help stays light).
+"""
 
-__all__ = ["ComputeOptimal", "parametric_allocation"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ComputeOptimal": "scalinglab.optimal.compute_optimal",
+    "parametric_allocation": "scalinglab.optimal.parametric",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'scalinglab.optimal' has no attribute '{name}'")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -18,7 +18,7 @@ from scalinglab.errors import UserError
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OptimizerConfig(Strict):
@@ -62,8 +62,8 @@ def _multiplier(value: Any) -> float:
             value = float(text)
         except ValueError:
             raise ValueError(f"'{value}' is not a multiplier such as 4 or '4X'") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{value!r} is not a positive multiplier")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{value!r} is not a finite positive multiplier")
     return float(value)
 
 
@@ -105,16 +105,27 @@ def _describe(error: dict) -> str:
     return f"key '{key}': {message}"
 
 
-def parse_config(data: Any, source: str = "config") -> StudyConfig:
-    """Validate a config mapping, including the task's own options; a UserError names the first bad key."""
-    from scalinglab.tasks import get_task_class
+def parse_config(data: Any, source: str = "config", check_task: bool = True) -> StudyConfig:
+    """Validate a config mapping, including the task's own options; a UserError names the first bad key.
 
+    `check_task=False` skips the task's options, and with them the import of the tasks (and of torch):
+    for reading a study whose config was checked in full when it was created.
+    """
     if not isinstance(data, dict):
         raise UserError(f"{source}: the config must be a mapping of keys to values")
     try:
         config = StudyConfig.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{source}: {_describe(exc.errors()[0])}") from None
+    if check_task:
+        check_task_options(config, source)
+    return config
+
+
+def check_task_options(config: StudyConfig, source: str = "config") -> None:
+    """A UserError naming the first bad key of the config's task or task options."""
+    from scalinglab.tasks import get_task_class
+
     task_class = get_task_class(config.task, source)
     try:
         task_class.Options.model_validate(config.task_options)
@@ -122,15 +133,45 @@ def parse_config(data: Any, source: str = "config") -> StudyConfig:
         first = exc.errors()[0]
         first = {**first, "loc": ("task_options", *first["loc"])}
         raise UserError(f"{source}: {_describe(first)}") from None
-    return config
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base loader reports it
+                break
+            if duplicate:
+                raise _DuplicateKey(problem=f"key '{key}' is given twice", problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a YAML config; every problem is a one-line UserError naming the file and key."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start + 1}, line {line})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no object construction
+    except _DuplicateKey as exc:
+        raise UserError(f"{path}: {exc.problem} (line {exc.problem_mark.line + 1})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -6,20 +6,25 @@ from their checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Display
 
 from scalinglab.errors import UserError
 from scalinglab.study import executors
+from scalinglab.study.config import check_task_options
+from scalinglab.study.records import Done, Event, Failed, Notice, Progress, Skipped, Started
 from scalinglab.study.store import Store
-from scalinglab.study.train import RunResult
+
+EXECUTORS = ("local", "ray")
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
+def _display(console: Console) -> Display:
+    return Display(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -30,6 +35,29 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def check_executor(
+    executor: str, workers: int, address: str | None, ray_timeout: float, connect: bool = False
+) -> str | None:
+    """Validate the executor options before anything is created; returns the Ray address to use.
+
+    With `connect`, also join (or start) Ray, so an unreachable cluster is one line before anything is written.
+    """
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor must be local or ray, not '{executor}'")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if not ray_timeout > 0:
+        raise UserError(f"--ray-timeout must be > 0 seconds, got {ray_timeout:g}")
+    if executor != "ray":
+        if address is not None:
+            raise UserError("--address is for --executor ray")
+        return None
+    address = executors.resolve_ray_address(address)
+    if connect:
+        executors.connect_ray(address, ray_timeout)
+    return address
+
+
 def execute(
     store: Store,
     executor: str = "local",
@@ -37,71 +65,96 @@ def execute(
     address: str | None = None,
     retry_failed: bool = False,
     console: Console | None = None,
+    ray_timeout: float = executors.RAY_TIMEOUT,
 ) -> dict[str, int]:
     """Train every run not yet done; returns the count of runs by final status."""
-    if executor not in ("local", "ray"):
-        raise UserError(f"--executor must be local or ray, not '{executor}'")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
+    address = check_executor(executor, workers, address, ray_timeout, connect=True)  # before the display starts
     config = store.config()
+    check_task_options(config, str(store.path))
     specs = store.runs_to_do(retry_failed)
     runs_dir = store.directory / "runs"
     console = console or Console(stderr=True)
     all_runs = store.runs()
-    with _progress(console) as progress:
-        overall = progress.add_task(
+    with _display(console) as display:
+        overall = display.add_task(
             "runs", total=len(all_runs), info="", completed=int((all_runs.status == "done").sum())
         )
         bars: dict[str, int] = {}
+        marked: set[str] = set()  # runs this driver marked running
 
-        def emit(event: tuple) -> None:
-            kind = event[0]
-            if kind == "start":
-                store.mark_running(event[1])
-                bars[event[1]] = progress.add_task(f"  {event[1]}", total=None, info="starting")
-            elif kind == "progress":
-                _, run_id, step, total, loss = event
+        def say(text: str) -> None:
+            console.print(text, markup=False, highlight=False, soft_wrap=True)  # one line, however long
+
+        def emit(event: Event) -> None:
+            run_id = event.run_id
+            if isinstance(event, (Done, Failed)) and run_id not in marked:  # it ended before it could start
+                emit(Started(run_id))
+            if isinstance(event, Started):
+                store.mark_running(run_id)
+                marked.add(run_id)
+                bars[run_id] = display.add_task(f"  {run_id}", total=None, info="starting")
+            elif isinstance(event, Progress):
                 if run_id in bars:
-                    progress.update(bars[run_id], completed=step, total=total, info=f"loss {loss:.4g}")
-            elif kind == "done":
-                result: RunResult = event[1]
-                store.record_done(result)
-                _finish(progress, bars, result.run_id)
-                progress.advance(overall)
-            elif kind == "failed":
-                store.mark_failed(event[1], event[2])
-                _finish(progress, bars, event[1])
-                console.print(f"run {event[1]} failed: {event[2]}", markup=False, highlight=False)
-                progress.advance(overall)
+                    info = f"loss {event.loss:.4g}"
+                    display.update(bars[run_id], completed=event.step, total=event.total, info=info)
+            elif isinstance(event, Notice):
+                say(f"run {run_id}: {event.text}")
+            elif isinstance(event, Done):
+                store.record_done(event.result)
+                _finish(display, bars, run_id)
+                display.advance(overall)
+            elif isinstance(event, Failed):
+                store.mark_failed(run_id, event.error)
+                _finish(display, bars, run_id)
+                say(f"run {run_id} failed: {event.error}")
+                display.advance(overall)
+            elif isinstance(event, Skipped):
+                if run_id in marked:
+                    store.mark_not_running(run_id)
+                _finish(display, bars, run_id)
+                say(f"run {run_id} skipped: {event.reason}; resume the study once that process has ended")
 
         started = time.perf_counter()
         if executor == "ray":
-            executors.run_ray(config, specs, runs_dir, emit, address)
+            executors.run_ray(config, specs, runs_dir, emit, address, ray_timeout)
         elif workers == 1:
             executors.run_sequential(config, specs, runs_dir, emit)
         else:
             executors.run_local_pool(config, specs, runs_dir, emit, workers)
-        progress.update(overall, info=f"{time.perf_counter() - started:.1f}s")
+        display.update(overall, info=f"{time.perf_counter() - started:.1f}s")
     counts = store.runs()["status"].value_counts().to_dict()
     return {k: int(v) for k, v in counts.items()}
 
 
-def _finish(progress: Progress, bars: dict[str, int], run_id: str) -> None:
+def _finish(display: Display, bars: dict[str, int], run_id: str) -> None:
     task = bars.pop(run_id, None)
     if task is not None:
-        progress.remove_task(task)
+        display.remove_task(task)
 
 
 def export(store: Store, output: Path) -> int:
-    """Write the observations table (CSV or parquet by suffix), atomically; returns the row count."""
-    obs = store.observations()
+    """Write the observations table (CSV or parquet by suffix), atomically; returns the row count.
+
+    A missing parent folder is created; a file that cannot be written is a UserError naming it.
+    """
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserError(f"{output}: unknown file type '{suffix}'; use .csv or .parquet")
+    obs = store.observations()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+        raise UserError(f"{output}: cannot create the folder {output.parent} ({why})") from None
     tmp = output.with_name(output.name + ".tmp")
-    if suffix == ".csv":
-        obs.to_csv(tmp, index=False)
-    else:
-        obs.to_parquet(tmp, index=False)
-    tmp.replace(output)
+    try:
+        if suffix == ".csv":
+            obs.to_csv(tmp, index=False)
+        else:
+            obs.to_parquet(tmp, index=False)
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"{output}: cannot be written ({exc.strerror or exc})") from None
     return len(obs)

@@ -13,28 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from scalinglab.errors import UserError
+from scalinglab.observations import COLUMNS
 from scalinglab.study.config import StudyConfig, parse_config
-from scalinglab.study.train import RunResult, RunSpec
+from scalinglab.study.records import RunResult, RunSpec
 
 DB_NAME = "study.sqlite"
-OBS_COLUMNS = (
-    "run_id",
-    "n_params",
-    "n_params_nonembed",
-    "dataset_size",
-    "samples_seen",
-    "steps",
-    "flops",
-    "metric",
-    "split",
-    "value",
-    "higher_is_better",
-    "wall_time",
-    "model_scale",
-    "data_scale",
-    "seed",
-)
-SCHEMA = f"""
+OBS_COLUMNS = tuple(COLUMNS)  # the observations table's columns, in order, from the one schema
+# The observation columns carry no SQL type (no affinity), so values come back exactly as the run wrote them.
+DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, model_scale REAL, data_scale REAL, seed INTEGER,
@@ -67,20 +53,35 @@ def plan_runs(config: StudyConfig) -> list[RunSpec]:
 class Store:
     """The database of one study directory."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, create: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self.conn.executescript(DDL)
+            tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as exc:  # locked, unreadable, no space: the file may be a fine study
+            self.conn.close()
+            raise UserError(f"{self.path}: cannot be opened ({exc})") from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database": garbage bytes or another format
+            self.conn.close()
+            raise UserError(f"{self.path}: not a study database ({exc})") from None
+        if not {"meta", "runs", "observations"} <= tables:
+            self.conn.close()
+            raise UserError(f"{self.path}: not a study database (it has no study tables)")
 
     @classmethod
     def create(cls, directory: str | Path, config: StudyConfig) -> Store:
         """Open or create the store for `config`; refuse a directory that holds a different study."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        store = cls(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{directory}: cannot create the study directory ({exc.strerror or exc})") from None
+        store = cls(directory, create=True)
         held = store.meta("config_digest")
         if held is not None and held != config.digest():
             store.close()
@@ -106,7 +107,11 @@ class Store:
         directory = Path(directory)
         if not (directory / DB_NAME).is_file():
             raise UserError(f"{directory}: not a study directory (no {DB_NAME})")
-        return cls(directory)
+        store = cls(directory)
+        if store.meta("config") is None:
+            store.close()
+            raise UserError(f"{store.path}: not a study database (it holds no config)")
+        return store
 
     def close(self) -> None:
         self.conn.close()
@@ -118,8 +123,9 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def config(self) -> StudyConfig:
-        return parse_config(json.loads(self.meta("config")), str(self.path))
+    def config(self, check_task: bool = False) -> StudyConfig:
+        """The study's config; its task options were checked when the study was created (`check_task` again)."""
+        return parse_config(json.loads(self.meta("config")), str(self.path), check_task=check_task)
 
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM runs ORDER BY rowid", self.conn)
@@ -138,6 +144,15 @@ class Store:
                 "UPDATE runs SET status = 'running', attempts = attempts + 1, started = ?, error = NULL "
                 "WHERE run_id = ?",
                 (time.time(), run_id),
+            )
+
+    def mark_not_running(self, run_id: str) -> None:
+        """Undo `mark_running` for a run this driver did not get to train after all."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'pending', attempts = MAX(attempts - 1, 0) "
+                "WHERE run_id = ? AND status = 'running'",
+                (run_id,),
             )
 
     def mark_failed(self, run_id: str, error: str) -> None:

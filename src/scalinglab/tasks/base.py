@@ -18,7 +18,31 @@ from scalinglab.errors import UserError
 
 
 class TaskOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A task's validated options. Frozen and hashable, so they key a cache (`functools.lru_cache`) as they are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def cache_key(self) -> tuple:
+        """The canonical key: the class and each field's value in declaration order, lists and dicts as tuples.
+
+        Two options objects have the same key exactly when they are equal, whatever order or spelling the
+        config used; no text encoding is involved.
+        """
+        return (type(self).__qualname__, *((name, _frozen(getattr(self, name))) for name in type(self).model_fields))
+
+    def __hash__(self) -> int:
+        return hash(self.cache_key())
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _frozen(value.model_dump())
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_frozen(v) for v in value]
+        return tuple(sorted(items)) if isinstance(value, (set, frozenset)) else tuple(items)
+    return value
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""The plain records a study passes around: what a run is, what it returns, and the executors' events.
+
+Torch-free on purpose: the store, the driver and the CLI's status and export read these without
+paying for the training stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: a model scale, a data scale and a seed."""
+
+    run_id: str
+    model_scale: float
+    data_scale: float
+    seed: int
+
+
+@dataclass
+class RunResult:
+    """A finished run: its observation rows (in `observations.COLUMNS` order) and its sizes."""
+
+    run_id: str
+    rows: list[dict]
+    n_params: int
+    n_params_nonembed: int
+    dataset_size: int
+    flops_per_step: float
+    resumed_from_step: int
+
+
+# Events an executor reports to the driver's `emit`; the driver alone turns them into store writes.
+
+
+@dataclass(frozen=True)
+class Started:
+    """A process holds the run's lock and is training it."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    run_id: str
+    step: int
+    total: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read in one line, e.g. a checkpoint that was set aside."""
+
+    run_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    result: RunResult
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+
+@dataclass(frozen=True)
+class Failed:
+    run_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Another live process holds the run's lock; the run is left for a later resume."""
+
+    run_id: str
+    reason: str
+
+
+Event = Started | Progress | Notice | Done | Failed | Skipped
