@@ -144,37 +144,32 @@ def profile_intervals(
     outside_rise = np.full(len(tracks), np.nan)
     open_side = np.zeros(len(tracks), bool)
 
+    def probe(k: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Refit tracks k pinned at values; move each bracket's inside or outside end there. True: outside."""
+        fitted, obj = _refit(form, lx, ly, loss, warm[k], index[k], values)
+        rise = obj - objective
+        out = rise > limits[k]
+        outside_value[k[out]], outside_rise[k[out]] = values[out], rise[out]
+        inside_value[k[~out]], inside_rise[k[~out]] = values[~out], np.maximum(rise[~out], 0.0)
+        warm[k[~out]] = fitted[~out]
+        return out
+
     step = (_first_steps(hessian, free, threshold) * np.sqrt(adjust))[np.arange(len(tracks)) // 2]
     searching = np.ones(len(tracks), bool)
     while searching.any():  # doubling until each track leaves the region or meets its bound
         k = np.flatnonzero(searching)
         values = theta[index[k]] + sides[k] * step[k]
         values = np.where(sides[k] < 0, np.maximum(values, limit[k]), np.minimum(values, limit[k]))
-        fitted, obj = _refit(form, lx, ly, loss, warm[k], index[k], values)
-        rise = obj - objective
-        out = rise > limits[k]
-        done_out, done_in = k[out], k[~out]
-        outside_value[done_out], outside_rise[done_out] = values[out], rise[out]
-        inside_value[done_in], inside_rise[done_in] = values[~out], np.maximum(rise[~out], 0.0)
-        warm[done_in] = fitted[~out]
-        at_limit = done_in[values[~out] == limit[done_in]]
+        out = probe(k, values)
+        at_limit = k[~out & (values == limit[k])]
         open_side[at_limit] = True
-        searching[done_out] = False
+        searching[k[out]] = False
         searching[at_limit] = False
         step *= 2.0
 
     closed = np.flatnonzero(~open_side)
-    for _ in range(BISECTIONS):  # narrow each bracket [inside, outside]
-        if closed.size == 0:
-            break
-        middle = 0.5 * (inside_value[closed] + outside_value[closed])
-        fitted, obj = _refit(form, lx, ly, loss, warm[closed], index[closed], middle)
-        rise = obj - objective
-        out = rise > limits[closed]
-        go_out, go_in = closed[out], closed[~out]
-        outside_value[go_out], outside_rise[go_out] = middle[out], rise[out]
-        inside_value[go_in], inside_rise[go_in] = middle[~out], np.maximum(rise[~out], 0.0)
-        warm[go_in] = fitted[~out]
+    for _ in range(BISECTIONS if closed.size else 0):  # narrow each bracket [inside, outside]
+        probe(closed, 0.5 * (inside_value[closed] + outside_value[closed]))
 
     # The crossing, interpolated linearly in the objective's rise inside the last bracket.
     share = (limits - inside_rise) / np.maximum(outside_rise - inside_rise, 1e-300)
