@@ -1,7 +1,11 @@
-"""Shared fixtures: paths to the reference data, skipping cleanly when it is absent."""
+"""Shared fixtures: paths to the reference data (skipping cleanly when it is absent), and a lock holder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,3 +35,33 @@ def av2_root() -> Path:
     if not (path / "val").is_dir():
         pytest.skip(f"AV2 scenario not found at {path} (it lives beside the project, in ../shared/data)")
     return path
+
+
+# Holds a run's lock (writing its pid, as the runner does) until killed.
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+
+os.makedirs(sys.argv[1], exist_ok=True)
+fd = os.open(os.path.join(sys.argv[1], "lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@contextmanager
+def _hold(run_dir: Path) -> Iterator[subprocess.Popen]:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture
+def lock_holder() -> Callable[[Path], AbstractContextManager[subprocess.Popen]]:
+    """`with lock_holder(run_dir) as process:` another live process holds that run's lock until the block ends."""
+    return _hold

@@ -86,3 +86,14 @@ def test_cli_fit_auto_reports_the_selection(tmp_path):
     assert all(None not in bounds for bounds in fit["ci"].values())
     table = subprocess.run([*args, "--y", "minADE", "--form", "auto"], capture_output=True, text=True)
     assert table.returncode == 0 and "form selection (leave one point out)" in table.stdout
+
+
+def test_auto_with_bootstrap_intervals_keeps_the_chosen_fit():
+    from scalinglab import ScalingLaw
+
+    data = _data(TRUTHS["chinchilla_shared"], seed=4)
+    law = ScalingLaw(form="auto", intervals="bootstrap", bootstrap=50, seed=1).fit(data)
+    direct = ScalingLaw(form=law.selection_.choice, intervals="bootstrap", bootstrap=50, seed=1).fit(data)
+    assert law.form_.name == law.selection_.choice == "chinchilla_shared"
+    assert law.params_ == direct.params_
+    assert law.ci_ == direct.ci_ and law.ci_ is not None

@@ -365,34 +365,15 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_run_held_by_another_process_is_not_trained(tmp_path):
+def test_a_run_held_by_another_process_is_not_trained(tmp_path, lock_holder):
     from scalinglab.study.lock import RunLocked, run_lock
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_holder(tmp_path / "run") as holder:
         with pytest.raises(RunLocked, match=f"held by process {holder.pid}"):
             train_run(config(), RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / "run")
         assert not (tmp_path / "run" / "checkpoint.pt").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     with run_lock(tmp_path / "run"):  # the kernel released the dead holder's lock
         pass
-
-
-# Holds a run's lock (writing its pid, as the runner does) until killed.
-_HOLD_LOCK = """
-import fcntl, os, sys, time
-os.makedirs(sys.argv[1], exist_ok=True)
-fd = os.open(os.path.join(sys.argv[1], "lock"), os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, str(os.getpid()).encode())
-print("locked", flush=True)
-time.sleep(120)
-"""
 
 
 @pytest.mark.parametrize(

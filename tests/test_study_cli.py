@@ -220,26 +220,10 @@ def test_workers_die_with_the_driver_and_a_resume_completes(tmp_path):
     assert sorted(n for _, n in curves) == [15] * 6  # every run once: steps 20, 40, ..., 300
 
 
-_HOLD_LOCK = """
-import fcntl, os, sys, time
-
-os.makedirs(sys.argv[1], exist_ok=True)
-fd = os.open(os.path.join(sys.argv[1], "lock"), os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, str(os.getpid()).encode())
-print("locked", flush=True)
-time.sleep(120)
-"""
-
-
 @pytest.mark.slow
-def test_a_run_locked_by_a_live_process_is_skipped_with_a_notice(tmp_path):
+def test_a_run_locked_by_a_live_process_is_skipped_with_a_notice(tmp_path, lock_holder):
     directory = tmp_path / "study"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(directory / "runs" / "m1-d1-s0")], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_holder(directory / "runs" / "m1-d1-s0") as holder:
         proc = cli("study", "run", str(write_config(tmp_path / "c.yaml")), "-o", str(directory))
         assert proc.returncode == 0, proc.stderr
         (line,) = [line for line in proc.stderr.splitlines() if "skipped" in line]
@@ -247,9 +231,6 @@ def test_a_run_locked_by_a_live_process_is_skipped_with_a_notice(tmp_path):
         assert dict(query(directory, "SELECT run_id, status FROM runs")) == {"m1-d1-s0": "pending", "m2-d1-s0": "done"}
         assert query(directory, "SELECT attempts FROM runs WHERE run_id = 'm1-d1-s0'") == [(0,)]
         assert not (directory / "runs" / "m1-d1-s0" / "checkpoint.pt").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     proc = cli("study", "resume", str(directory))
     assert proc.returncode == 0, proc.stderr
     assert dict(query(directory, "SELECT run_id, attempts FROM runs WHERE status = 'done'")) == {

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_flops_per_param_sample
 
 
 class Column(NamedTuple):
@@ -190,8 +190,8 @@ def select_fit_data(
     """
     if on_duplicate not in ("drop", "keep", "error"):
         raise UserError(f"on_duplicate must be drop, keep or error, not '{on_duplicate}'")
-    if d_from_flops and not (np.isfinite(flops_per_param_sample) and flops_per_param_sample > 0):
-        raise UserError(f"flops_per_param_sample (k in D = C / (k N)) must be > 0, got {flops_per_param_sample:g}")
+    if d_from_flops:
+        check_flops_per_param_sample(flops_per_param_sample)
     cols = resolve_columns(columns)
     frame, is_csv = prepare_frame(table, source, metric, split)
     run_col = cols["run"] if cols["run"] in frame.columns else None

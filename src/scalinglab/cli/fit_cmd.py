@@ -20,9 +20,8 @@ from scalinglab.cli.render import (
     print_json,
     print_selection,
 )
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_flops_per_param_sample
 from scalinglab.fit.forms import FORMS, get_form
-from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
 ON_DUPLICATE_HELP = (

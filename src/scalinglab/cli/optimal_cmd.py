@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_flops_per_param_sample
 
 if TYPE_CHECKING:
     from scalinglab.fit.law import ScalingLaw
-from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 Opt = typer.Option
 K_HELP = "k: FLOPs per parameter per sample in C = k N D"

@@ -137,6 +137,8 @@ def backtest(
             continue
         key = (form_name, options.get("loss", DEFAULT_LOSS))
         if key not in fitted:
+            # Scored on held-out points with bootstrap prediction intervals: no parameter intervals needed.
+            options = {"intervals": None, **options}
             fitted[key] = ScalingLaw(form=form_name, bootstrap=bootstrap, seed=seed, **options).fit(train)
         row, preds[name], interval = _score(name, fitted[key], train, test, ci_level, seed)
         rows.append(row)

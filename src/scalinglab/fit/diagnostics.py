@@ -11,7 +11,7 @@ import numpy as np
 
 from scalinglab.fit.forms.base import Form
 from scalinglab.fit.loss import Loss
-from scalinglab.fit.optimize import minimize
+from scalinglab.fit.optimize import minimize_pinned
 
 CONDITION_LIMIT = 1e9
 EXTRAPOLATION_FACTOR = 10.0
@@ -40,18 +40,16 @@ def check_bounds(
     width = form.upper - form.lower
     candidates = [
         (i, side, bound)
-        for i, param in enumerate(form.params)
-        for side, bound in (("lower", param.lower), ("upper", param.upper))
-        if width[i] > 0 and abs(theta[i] - bound) <= BOUND_SCAN * width[i]  # width 0: fixed by the user
+        for i in form.free
+        for side, bound in (("lower", form.params[i].lower), ("upper", form.params[i].upper))
+        if abs(theta[i] - bound) <= BOUND_SCAN * width[i]
     ]
     if not candidates:
         return BoundCheck([], theta, objective)
-    lower = np.tile(form.lower, (len(candidates), 1))
-    upper = np.tile(form.upper, (len(candidates), 1))
-    for k, (i, _, bound) in enumerate(candidates):
-        lower[k, i] = upper[k, i] = bound
-    starts = np.clip(np.tile(theta, (len(candidates), 1)), lower, upper)
-    pinned = minimize(form, lx, ly, starts, loss, max_iter=5000, ftol=1e-15, gtol=1e-13, bounds=(lower, upper))
+    index = np.array([i for i, _, _ in candidates])
+    values = np.array([bound for _, _, bound in candidates])
+    starts = np.tile(theta, (len(candidates), 1))
+    pinned = minimize_pinned(form, lx, ly, loss, starts, index, values, max_iter=5000, ftol=1e-15, gtol=1e-13)
     tolerance = BOUND_RTOL * abs(objective) + 1e-14 * ly.size
     is_active = pinned.objective <= objective + tolerance
     active = [(i, side) for (i, side, _), on in zip(candidates, is_active, strict=True) if on]
@@ -76,7 +74,7 @@ def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
 
     Parameters the form fixes (lower == upper) are left out: they are not estimated.
     """
-    free = np.flatnonzero(form.upper > form.lower)
+    free = form.free
     eigval, eigvec = np.linalg.eigh(hess[np.ix_(free, free)])
     top = float(np.max(np.abs(eigval)))
     low = float(eigval[0])

@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from scalinglab.fit.forms.base import Form
 from scalinglab.fit.loss import Loss
-from scalinglab.fit.optimize import minimize
+from scalinglab.fit.optimize import minimize_pinned
 
 FIRST_STEP = 0.005  # internal units: 0.5% of a scale parameter, 0.005 of an exponent
 BISECTIONS = 7
@@ -29,6 +29,20 @@ class ProfileIntervals:
     threshold: float  # the objective increase that bounds the interval (before any run adjustment)
     fixed: list[str] = field(default_factory=list)  # parameters the form fixes (no interval)
     run_adjustment: dict[str, float] = field(default_factory=dict)  # per parameter, when points come in runs
+
+    def warnings(self, level: float) -> list[str]:
+        """One sentence per parameter the data leave open on a side."""
+        out = []
+        for name in self.not_identified:
+            lo, hi = self.ci[name]
+            if lo is None and hi is None:
+                bounded = "open on both sides"
+            elif lo is None:
+                bounded = f"only bounded above ({name} < {hi:.4g})"
+            else:
+                bounded = f"only bounded below ({name} > {lo:.4g})"
+            out.append(f"{name} is not identified: its {level:.0%} profile interval is {bounded}")
+        return out
 
 
 def robust_threshold(residuals: np.ndarray, loss: Loss, n_free: int, level: float) -> float:
@@ -55,16 +69,6 @@ def robust_threshold(residuals: np.ndarray, loss: Loss, n_free: int, level: floa
         mean_dpsi = float(np.mean(up * inside_hi + inside_lo))
     quantile = float(f_dist.ppf(level, 1, dof))
     return 0.5 * quantile * mean_psi2 / max(mean_dpsi, 1e-300)
-
-
-def _refit(form, lx, ly, loss, starts, pinned_index, values):
-    lower = np.tile(form.lower, (len(values), 1))
-    upper = np.tile(form.upper, (len(values), 1))
-    rows = np.arange(len(values))
-    lower[rows, pinned_index] = upper[rows, pinned_index] = values
-    starts = np.clip(starts, lower, upper)
-    out = minimize(form, lx, ly, starts, loss, max_iter=2000, ftol=1e-14, gtol=1e-12, bounds=(lower, upper))
-    return out.theta, out.objective
 
 
 def cluster_adjustment(
@@ -125,43 +129,44 @@ def profile_intervals(
     `hessian` (of the objective at theta) only sets the first step's size; the intervals do not depend on it.
     With `groups` (several points per run), each parameter's threshold is widened by `cluster_adjustment`.
     """
-    free = np.flatnonzero(form.upper > form.lower)
+    free = form.free
     with np.errstate(all="ignore"):
         residuals = form.log_predict(theta[None, :], lx)[0] - ly
     threshold = robust_threshold(residuals, loss, free.size, level)
     adjust = np.ones(free.size)
     if groups is not None and np.unique(groups).size < ly.size:
         adjust = cluster_adjustment(form, theta, lx, residuals, loss, groups, free)
-    tracks = [(i, side) for i in free for side in (-1.0, 1.0)]
-    limits = np.repeat(threshold * adjust, 2)
-    index = np.array([i for i, _ in tracks])
-    sides = np.array([s for _, s in tracks])
-    limit = np.where(sides < 0, form.lower[index], form.upper[index])
+    # One track per free parameter and side: track 2p walks parameter free[p] down, track 2p + 1 up.
+    index = np.repeat(free, 2)
+    sides = np.tile([-1.0, 1.0], free.size)
+    n_tracks = index.size
+    allowed_rise = np.repeat(threshold * adjust, 2)
+    box_end = np.where(sides < 0, form.lower[index], form.upper[index])
     inside_value = theta[index].astype(float)
-    inside_rise = np.zeros(len(tracks))
-    warm = np.tile(theta, (len(tracks), 1))
-    outside_value = np.full(len(tracks), np.nan)
-    outside_rise = np.full(len(tracks), np.nan)
-    open_side = np.zeros(len(tracks), bool)
+    inside_rise = np.zeros(n_tracks)
+    warm = np.tile(theta, (n_tracks, 1))
+    outside_value = np.full(n_tracks, np.nan)
+    outside_rise = np.full(n_tracks, np.nan)
+    open_side = np.zeros(n_tracks, bool)
 
     def probe(k: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Refit tracks k pinned at values; move each bracket's inside or outside end there. True: outside."""
-        fitted, obj = _refit(form, lx, ly, loss, warm[k], index[k], values)
-        rise = obj - objective
-        out = rise > limits[k]
+        refit = minimize_pinned(form, lx, ly, loss, warm[k], index[k], values, max_iter=2000, ftol=1e-14, gtol=1e-12)
+        fitted, rise = refit.theta, refit.objective - objective
+        out = rise > allowed_rise[k]
         outside_value[k[out]], outside_rise[k[out]] = values[out], rise[out]
         inside_value[k[~out]], inside_rise[k[~out]] = values[~out], np.maximum(rise[~out], 0.0)
         warm[k[~out]] = fitted[~out]
         return out
 
-    step = (_first_steps(hessian, free, threshold) * np.sqrt(adjust))[np.arange(len(tracks)) // 2]
-    searching = np.ones(len(tracks), bool)
+    step = np.repeat(_first_steps(hessian, free, threshold) * np.sqrt(adjust), 2)
+    searching = np.ones(n_tracks, bool)
     while searching.any():  # doubling until each track leaves the region or meets its bound
         k = np.flatnonzero(searching)
         values = theta[index[k]] + sides[k] * step[k]
-        values = np.where(sides[k] < 0, np.maximum(values, limit[k]), np.minimum(values, limit[k]))
+        values = np.where(sides[k] < 0, np.maximum(values, box_end[k]), np.minimum(values, box_end[k]))
         out = probe(k, values)
-        at_limit = k[~out & (values == limit[k])]
+        at_limit = k[~out & (values == box_end[k])]
         open_side[at_limit] = True
         searching[k[out]] = False
         searching[at_limit] = False
@@ -172,7 +177,7 @@ def profile_intervals(
         probe(closed, 0.5 * (inside_value[closed] + outside_value[closed]))
 
     # The crossing, interpolated linearly in the objective's rise inside the last bracket.
-    share = (limits - inside_rise) / np.maximum(outside_rise - inside_rise, 1e-300)
+    share = (allowed_rise - inside_rise) / np.maximum(outside_rise - inside_rise, 1e-300)
     crossing = inside_value + np.clip(share, 0.0, 1.0) * (outside_value - inside_value)
     ci: dict[str, tuple[float | None, float | None]] = {}
     not_identified = []
@@ -184,6 +189,6 @@ def profile_intervals(
         ci[param.public] = (ends[0], ends[1])
         if None in ends:
             not_identified.append(param.public)
-    fixed = [form.params[i].public for i in range(form.n_params) if i not in set(free.tolist())]
+    fixed = [form.params[i].public for i in np.setdiff1d(np.arange(form.n_params), free)]
     adjustment = {form.params[i].public: float(a) for i, a in zip(free, adjust, strict=True)}
     return ProfileIntervals(ci, not_identified, float(threshold), fixed, adjustment)

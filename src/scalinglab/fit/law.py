@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from scalinglab import __version__
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_level, check_whole
 from scalinglab.fit.bootstrap import bootstrap_fits
 from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
-from scalinglab.fit.forms import get_form
+from scalinglab.fit.forms import Form, get_form
 from scalinglab.fit.intervals import profile_intervals
 from scalinglab.fit.loss import Loss
 from scalinglab.fit.multistart import fit_multistart, hessian
@@ -42,8 +42,8 @@ class ScalingLaw:
     bootstrap: number of bootstrap refits for intervals (0 for none). seed: makes them deterministic.
     ci_level: coverage of the intervals. starts: an (S, P) array of internal starts to
     replace the form's default grid. screen_iter: iterations every start gets before the best are polished.
-    intervals: "profile" (default: profile-likelihood intervals, open on a side the data do not bound) or
-    "bootstrap" (percentiles of the bootstrap refits; needs bootstrap > 0).
+    intervals: "profile" (default: profile-likelihood intervals, open on a side the data do not bound),
+    "bootstrap" (percentiles of the bootstrap refits; needs bootstrap > 0) or None (no parameter intervals).
     form "auto" chooses among the two-variable candidates by leave-one-run-out error (`selection_`).
     """
 
@@ -60,7 +60,7 @@ class ScalingLaw:
         ci_level: float = 0.95,
         starts: np.ndarray | None = None,
         screen_iter: int = 20,
-        intervals: str = "profile",
+        intervals: str | None = "profile",
     ) -> None:
         self.form = form
         self.loss = loss
@@ -85,20 +85,50 @@ class ScalingLaw:
         if self.form == AUTO:
             return self._fit_auto(data, columns, **selection)
         form = get_form(self.form)
-        loss = self.loss_function()
+        self.loss_function()
         self._check_options()
+        fit_data = self._fit_data(data, form.inputs, form.n_params, columns, selection)
+        self._fit_point(form, fit_data)
+        self._fit_intervals(fit_data)
+        return self
+
+    def _fit_auto(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None, **selection: Any) -> ScalingLaw:
+        """Choose the form by held-out runs, take the chosen candidate's fit, then compute its intervals."""
+        from scalinglab.fit.selection import select_form  # selection fits ScalingLaws itself
+
+        self.loss_function()
+        self._check_options()
+        fit_data = self._fit_data(data, ("n", "d"), 5, columns, selection)
+        options = {k: v for k, v in self.get_params().items() if k != "form"}
+        chosen, laws = select_form(fit_data, **options)
+        self.__dict__.update({k: v for k, v in laws[chosen.choice].__dict__.items() if k.endswith("_")})
+        self.selection_ = chosen
+        self._fit_intervals(fit_data)
+        return self
+
+    def _fit_data(
+        self,
+        data: pd.DataFrame | FitData,
+        inputs: tuple[str, ...],
+        n_params: int,
+        columns: dict[str, str] | None,
+        selection: dict[str, Any],
+    ) -> FitData:
         if isinstance(data, FitData):
-            fit_data = data
-        else:
-            fit_data = select_fit_data(
-                data,
-                form.inputs,
-                columns,
-                higher_is_better=self.higher_is_better,
-                ceiling=self.ceiling,
-                n_params=form.n_params,
-                **selection,
-            )
+            return data
+        return select_fit_data(
+            data,
+            inputs,
+            columns,
+            higher_is_better=self.higher_is_better,
+            ceiling=self.ceiling,
+            n_params=n_params,
+            **selection,
+        )
+
+    def _fit_point(self, form: Form, fit_data: FitData) -> None:
+        """The best fit, its diagnostics and warnings: everything but the intervals."""
+        loss = self.loss_function()
         lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
         starts = form.start_grid(lx, ly) if self.starts is None else np.atleast_2d(np.asarray(self.starts, float))
         result = fit_multistart(form, lx, ly, loss, starts, screen_iter=self.screen_iter)
@@ -125,6 +155,11 @@ class ScalingLaw:
         )
         if not result.converged:
             self.warnings_.append(f"the optimiser stopped before converging (gradient norm {result.gradient_norm:.2g})")
+
+    def _fit_intervals(self, fit_data: FitData) -> None:
+        """Bootstrap refits (when asked) and profile intervals (when they are the method) around the fit."""
+        form, loss = self.form_, self.loss_function()
+        lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
         self.bootstrap_theta_ = None
         if self.bootstrap:
             self.bootstrap_theta_ = bootstrap_fits(
@@ -136,40 +171,7 @@ class ScalingLaw:
                 form, self.theta_, self.objective_, lx, ly, loss, self.ci_level, self.hessian_, fit_data.groups
             )
             self.profile_ci_, self.not_identified_ = profile.ci, profile.not_identified
-            for name in profile.not_identified:
-                lo, hi = profile.ci[name]
-                if lo is None and hi is None:
-                    bounded = "open on both sides"
-                elif lo is None:
-                    bounded = f"only bounded above ({name} < {hi:.4g})"
-                else:
-                    bounded = f"only bounded below ({name} > {lo:.4g})"
-                self.warnings_.append(
-                    f"{name} is not identified: its {self.ci_level:.0%} profile interval is {bounded}"
-                )
-        return self
-
-    def _fit_auto(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None, **selection: Any) -> ScalingLaw:
-        from scalinglab.fit.selection import select_form  # selection fits ScalingLaws itself
-
-        if isinstance(data, FitData):
-            fit_data = data
-        else:
-            fit_data = select_fit_data(
-                data,
-                ("n", "d"),
-                columns,
-                higher_is_better=self.higher_is_better,
-                ceiling=self.ceiling,
-                n_params=5,
-                **selection,
-            )
-        options = {k: v for k, v in self.get_params().items() if k != "form"}
-        chosen, _ = select_form(fit_data, **options)
-        law = ScalingLaw(form=chosen.choice, **options).fit(fit_data)
-        self.__dict__.update({k: v for k, v in law.__dict__.items() if k.endswith("_")})
-        self.selection_ = chosen
-        return self
+            self.warnings_ += profile.warnings(self.ci_level)
 
     def get_params(self) -> dict[str, Any]:
         """The configuration given to __init__ (as scikit-learn estimators report it)."""
@@ -185,16 +187,13 @@ class ScalingLaw:
             raise UserError(str(exc)) from None
 
     def _check_options(self) -> None:
-        if self.intervals not in ("profile", "bootstrap"):
-            raise UserError(f"intervals must be 'profile' or 'bootstrap', got '{self.intervals}'")
+        if self.intervals not in ("profile", "bootstrap", None):
+            raise UserError(f"intervals must be 'profile', 'bootstrap' or None, got '{self.intervals}'")
         if self.intervals == "bootstrap" and not self.bootstrap:
             raise UserError("bootstrap intervals need --bootstrap K (K > 0)")
-        if not 0 < self.ci_level < 1:
-            raise UserError(f"ci_level must be between 0 and 1, got {self.ci_level}")
-        if int(self.bootstrap) != self.bootstrap or self.bootstrap < 0:
-            raise UserError(f"bootstrap must be a whole number >= 0 (refits), got {self.bootstrap}")
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed}")
+        check_level("ci_level", self.ci_level)
+        check_whole("bootstrap", self.bootstrap, unit="refits")
+        check_whole("seed", self.seed)
         if not np.isfinite(self.ceiling):
             raise UserError(f"ceiling must be a finite number, got {self.ceiling}")
 
@@ -217,10 +216,10 @@ class ScalingLaw:
 
         Profile intervals have None on a side the data leave open (the parameter is in `not_identified_`).
         """
+        self._check_fitted()
         if self.intervals == "profile":
-            self._check_fitted()
             return self.profile_ci_
-        return self.bootstrap_ci_
+        return self.bootstrap_ci_ if self.intervals == "bootstrap" else None
 
     @property
     def bootstrap_ci_(self) -> dict[str, tuple[float, float]] | None:
@@ -371,7 +370,7 @@ class ScalingLaw:
             law.domain_ = {k: (float(v[0]), float(v[1])) for k, v in data["domain"].items()}
             law.warnings_ = list(data["warnings"])
             law.best_point_ = {k: float(v) for k, v in data["best_point"].items()}
-            law.intervals = str(data.get("intervals", "bootstrap"))
+            law.intervals = data.get("intervals", "bootstrap")
             law.selection_ = None
             law.not_identified_ = [str(name) for name in data.get("not_identified", [])]
             law.profile_ci_ = None

@@ -130,6 +130,7 @@ def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol, lower, 
     lower, upper = np.broadcast_to(lower, theta.shape), np.broadcast_to(upper, theta.shape)
     theta = np.clip(theta, lower, upper)
     free = (upper > lower).astype(float)  # pinned parameters (lower == upper) take no step
+    any_pinned = not free.all()
     w = np.ones_like(ly) if weights is None else np.asarray(weights, dtype=float)
     shared = w.ndim == 1
     evaluate = evaluator(form, lx, ly, loss)
@@ -143,9 +144,11 @@ def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol, lower, 
         if active.size == 0:
             break
         iterations[active] += 1
-        keep = free[active]
-        g_act = grad[active] * keep
-        gn_act = gn[active] * keep[:, :, None] * keep[:, None, :] + (1.0 - keep)[:, :, None] * eye
+        g_act, gn_act = grad[active], gn[active]
+        if any_pinned:  # zero the pinned rows and columns, so the step solves for the free parameters only
+            keep = free[active]
+            g_act = g_act * keep
+            gn_act = gn_act * keep[:, :, None] * keep[:, None, :] + (1.0 - keep)[:, :, None] * eye
         diag = np.einsum("bpp->bp", gn_act)
         scale = diag + 1e-12 * diag.max(axis=1, keepdims=True) + 1e-300
         system = gn_act + damping[active, None, None] * scale[:, :, None] * eye
@@ -172,3 +175,24 @@ def _minimize(form, lx, ly, theta0, loss, weights, max_iter, ftol, gtol, lower, 
         converged[active] = flat | stationary | stuck | ~np.isfinite(obj[active])
     pgrad = _projected(grad, theta, lower, upper)
     return BatchResult(theta=theta, objective=obj, converged=converged, iterations=iterations, gradient=pgrad)
+
+
+def minimize_pinned(
+    form: Form,
+    lx: np.ndarray,
+    ly: np.ndarray,
+    loss: Loss,
+    starts: np.ndarray,
+    index: np.ndarray,
+    values: np.ndarray,
+    **tolerances: float,
+) -> BatchResult:
+    """Refit each row of `starts` with parameter `index[k]` pinned at `values[k]` and the others free.
+
+    The profile intervals and the bound check both ask this: how good is the best fit with one parameter held.
+    """
+    rows = np.arange(len(values))
+    lower = np.tile(form.lower, (len(values), 1))
+    upper = np.tile(form.upper, (len(values), 1))
+    lower[rows, index] = upper[rows, index] = values
+    return minimize(form, lx, ly, np.clip(starts, lower, upper), loss, bounds=(lower, upper), **tolerances)

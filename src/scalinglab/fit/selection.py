@@ -39,8 +39,7 @@ class Selection:
 
 
 def free_parameters(name: str) -> int:
-    form = get_form(name)
-    return int(np.sum(form.upper > form.lower))
+    return int(get_form(name).free.size)
 
 
 def cross_validate(law: ScalingLaw, data: FitData) -> tuple[np.ndarray, np.ndarray]:
@@ -113,9 +112,10 @@ def select_form(
 ) -> tuple[Selection, dict[str, ScalingLaw]]:
     """Fit every candidate on all the data, score each by leave-one-run-out error, choose by the one-SE rule.
 
-    Returns the selection and every candidate's full fit (without bootstrap), keyed by form name.
+    Returns the selection and every candidate's fit on all the data, keyed by form name: point fits with
+    their diagnostics, without intervals (the caller computes those for the form it keeps).
     """
-    options = {k: v for k, v in law_options.items() if k != "bootstrap"}
+    options = {**law_options, "bootstrap": 0, "intervals": None}
     rows, laws = [], {}
     for name in candidates:
         form = get_form(name)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_flops_per_param_sample, check_level, check_whole
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.optimal import parametric
 from scalinglab.optimal.curves import Curves, select_curves
@@ -91,19 +91,14 @@ class ComputeOptimal:
     def _check_options(self) -> None:
         if self.method not in (*METHODS, "all"):
             raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
-        for name in ("n_bins", "n_budgets"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise UserError(f"{name} must be a whole number >= 1, got {value}")
-        if int(self.bootstrap) != self.bootstrap or self.bootstrap < 0:
-            raise UserError(f"bootstrap must be a whole number >= 0 (resamples), got {self.bootstrap}")
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed}")
+        check_whole("n_bins", self.n_bins, minimum=1)
+        check_whole("n_budgets", self.n_budgets, minimum=1)
+        check_whole("bootstrap", self.bootstrap, unit="resamples")
+        check_whole("seed", self.seed)
         if not (np.isfinite(self.tolerance) and self.tolerance >= 0):
             raise UserError(f"tolerance must be a finite number >= 0 (0.01 is 1%), got {self.tolerance}")
-        if not 0 < self.ci_level < 1:
-            raise UserError(f"ci_level must be between 0 and 1, got {self.ci_level}")
-        parametric.check_flops_per_param_sample(self.flops_per_param_sample)
+        check_level("ci_level", self.ci_level)
+        check_flops_per_param_sample(self.flops_per_param_sample)
 
     # ---- the three methods -----------------------------------------------------------------------
     def _fit_envelope(self, curves: Curves) -> None:

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_flops_per_param_sample
 from scalinglab.fit.law import ScalingLaw
-from scalinglab.optimal.parametric import check_flops_per_param_sample
 
 LOG_D_RANGE = (-50.0, 400.0)  # bisection bracket for log D: wide enough for any law we can fit
 

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.errors import UserError
-
-
-def check_flops_per_param_sample(value: float, name: str = "flops_per_param_sample") -> None:
-    """k in C = k N D must be a finite number > 0 (6 for a transformer: 2 forward, 4 backward)."""
-    if not (np.isfinite(value) and value > 0):
-        raise UserError(f"{name} must be a finite number > 0 (FLOPs per parameter per sample), got {value:g}")
+from scalinglab.errors import UserError, check_flops_per_param_sample
 
 
 def allocation_coefficients(params: dict, flops_per_param_sample: float = 6.0) -> tuple[np.ndarray, ...]:

@@ -71,6 +71,11 @@ class Form:
     def upper(self) -> Array:
         return np.array([p.upper for p in self.params], dtype=float)
 
+    @property
+    def free(self) -> Array:
+        """Indices of the fitted parameters; a parameter with lower == upper is fixed (e.g. a given floor)."""
+        return np.flatnonzero(self.upper > self.lower)
+
     def value_and_jacobian(self, theta: Array, lx: Array) -> tuple[Array, Array]:
         """Log predictions (B, n) and their Jacobian (B, n, P) with respect to theta."""
         if self.jacobian is not None:
