@@ -56,8 +56,20 @@ def fit_summary(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = N
 
 def print_selection(selection: Any) -> None:
     """The form selection's table: every candidate's held-out error, and the choice with its reason."""
-    frame = selection.table[["form", "free_params", "folds", "cv_error", "cv_log_error", "cv_se", "chosen"]]
-    console.print(frame_table(frame, f"form selection (leave one {selection.unit} out)"))
+    title = f"form selection (leave one {selection.unit} out)"
+    table = Table(title=title, title_justify="left", caption="* the chosen form", caption_justify="left")
+    table.add_column("form")
+    for name in ("params", "folds", "median rel. error", "|log error| ± SE"):
+        table.add_column(name, justify="right")
+    for row in selection.table.itertuples():
+        table.add_row(
+            row.form + (" *" if row.chosen else ""),
+            str(row.free_params),
+            str(row.folds),
+            f"{row.cv_error:.2%}",
+            f"{fmt(row.cv_log_error, 3)} ± {fmt(row.cv_se, 2)}",
+        )
+    console.print(table)
     console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)
 
 
