@@ -135,6 +135,13 @@ def test_cli_backtest(tmp_path):
     assert out["n_test"] == 6 and {s["form"] for s in out["scores"]} == {"chinchilla", "kaplan", "auto"}
     # Two-variable forms: auto is the one that best predicts the kept points' largest scales from the rest.
     assert out["auto"]["form"] in ("chinchilla", "kaplan") and "best at predicting" in out["auto"]["reason"]
+    # every form predicts every held-out point, observed values read back from the file's rows
+    table = pd.read_csv(path)
+    assert len(out["predictions"]) == 3 * 6
+    for row in out["predictions"]:
+        assert row["method"] in ("chinchilla", "kaplan", "auto") and row["lower"] <= row["upper"]
+        assert row["observed"] == pytest.approx(table["value"].iloc[row["row"] - 1], rel=1e-12)
+        assert row["run"] == table["run_id"].iloc[row["row"] - 1]
     bad = subprocess.run(
         [sys.executable, "-m", "scalinglab", "backtest", str(path), "--holdout", "largest:99"],
         capture_output=True,
@@ -153,3 +160,61 @@ def test_wider_prediction_intervals_cover_at_least_as_many_points():
         for level in (0.5, 0.99)
     }
     assert coverage[0.99] >= coverage[0.5] and coverage[0.99] > 0.5
+
+
+def test_direct_and_two_step_backtests_predict_the_same_held_out_points():
+    numba = pytest.importorskip("numba")  # small batches: one thread (tests/test_two_step.py says why)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _direct_and_two_step()
+    finally:
+        numba.set_num_threads(before)
+
+
+def _direct_and_two_step():
+    from scalinglab.fit.backtest import backtest_via
+    from scalinglab.testing import chinchilla_loss
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in np.geomspace(1e7, 3e9, 5):
+        for d_final in np.geomspace(2e8, 2e11, 3):
+            for k in (1, 2, 3):
+                d = d_final * k / 3
+                loss = chinchilla_loss(np.array([n]), np.array([d]))[0] * np.exp(rng.normal(0, 0.003))
+                acc = 0.25 + 0.65 / (1 + np.exp(6 * (loss - 2.6))) + rng.normal(0, 0.005)
+                rows.append(
+                    {
+                        "run_id": f"{n:.2g}/{d_final:.2g}",
+                        "n_params": n,
+                        "dataset_size": d,
+                        "steps": k,
+                        "loss": loss,
+                        "acc": acc,
+                    }
+                )
+    table = pd.DataFrame(rows)
+    result = backtest_via(
+        table,
+        ("n", "d"),
+        "loss",
+        "n_params>1e9",
+        ["chinchilla"],
+        {"y": "acc"},
+        link="sigmoid",
+        higher_is_better=True,
+        bootstrap=20,
+        final_only=False,
+    )
+    assert set(result.scores["method"]) == {"direct:chinchilla", "two_step:chinchilla"}
+    held = table[table["n_params"] > 1e9]
+    assert sorted(result.held_out_runs) == sorted(held["run_id"].unique())
+    for method, points in result.points.groupby("method"):
+        assert len(points) == len(held) == int(result.scores.set_index("method").loc[method, "n_test"])
+        expected = table["acc"].to_numpy()[points["row"].to_numpy() - 1]
+        np.testing.assert_allclose(points["observed"], expected, rtol=1e-12)  # metric units, not 1 - acc
+        assert (points["lower"] <= points["upper"]).all()
+        mae = np.mean(np.abs(points["predicted"] - points["observed"]))
+        assert result.scores.set_index("method").loc[method, "mae"] == pytest.approx(mae, rel=1e-12)
+    assert result.links["two_step:chinchilla"] == "sigmoid"

@@ -115,3 +115,18 @@ def test_recovers_m3():
     law, _, _ = _recover("m3", truth, np.geomspace(1e3, 1e10, 30)[None, :], noise=0.001)
     assert law.params_["c"] == pytest.approx(0.35, abs=0.03)
     assert law.params_["gamma"] == pytest.approx(1e-7, rel=0.3)
+
+
+def test_m4_compiled_solve_matches_numpy():
+    # The compiled Newton solve (each point stops on its own) and the numpy one (all stop together) solve
+    # the same monotone equation: they agree to rounding wherever it has a root.
+    from scalinglab.fit.forms import saturating
+
+    rng = np.random.default_rng(4)
+    log_k = rng.normal(0.0, 5.0, size=(40, 25))
+    alpha = rng.uniform(0.05, 5.0, size=(40, 1)) + 0 * log_k
+    compiled = saturating._solve(log_k, alpha)
+    reference = saturating._solve_numpy(log_k, alpha, 60)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-12, atol=1e-12)
+    residual = -np.logaddexp(0, -compiled) + alpha * np.logaddexp(0, compiled) - log_k
+    assert np.max(np.abs(residual)) < 1e-10

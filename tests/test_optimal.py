@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalinglab import ScalingLaw, UserError
@@ -12,6 +13,7 @@ from scalinglab.optimal import ComputeOptimal, parametric_allocation
 from scalinglab.optimal.curves import select_curves
 from scalinglab.optimal.envelope import envelope, near_optimal
 from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile, require_nd, solve_d
+from scalinglab.optimal.smoothing import antitonic, running_median, smooth_score
 from scalinglab.testing import example_curves, example_observations
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -86,6 +88,66 @@ def test_one_run_and_missing_flops_are_clear_errors():
         ComputeOptimal().fit(example_curves(params=HOFFMANN).drop(columns="flops"))
 
 
+def test_smoothing_is_a_median_then_the_least_squares_non_increasing_fit():
+    from scipy.optimize import isotonic_regression
+
+    rng = np.random.default_rng(3)
+    y = np.sort(rng.uniform(1, 5, 30))[::-1] + rng.normal(0, 0.2, 30)
+    np.testing.assert_allclose(antitonic(y), isotonic_regression(y, increasing=False).x, atol=1e-12)
+    straight = np.linspace(5, 2, 12)
+    np.testing.assert_allclose(running_median(straight), straight)  # a straight stretch is left alone, ends too
+    spiked = straight.copy()
+    spiked[[0, 6, 11]] = [0.1, 9.0, 0.1]  # one wild point at each end and one inside
+    smoothed, flagged = smooth_score(spiked)
+    assert set(np.flatnonzero(flagged)) >= {0, 6, 11}
+    np.testing.assert_allclose(smoothed[1:-1], straight[1:-1])  # interpolated between regular neighbours
+    assert smoothed[0] == straight[1] and smoothed[-1] == straight[-2]  # an end takes its nearest regular value
+    curve = 1.8 + 40 / np.geomspace(1e3, 1e6, 40) ** 0.3  # a loss curve: no outliers, every value kept
+    smoothed, flagged = smooth_score(curve)
+    assert not flagged.any()
+    np.testing.assert_allclose(smoothed, curve)
+
+
+def test_an_outlying_checkpoint_does_not_move_the_robust_envelope():
+    obs = example_curves(params=HOFFMANN, model_sizes=np.geomspace(2e7, 2e9, 8), run_lengths=(1.0,), points_per_run=30)
+    clean = ComputeOptimal(method="envelope", bootstrap=0).fit(obs)
+    bad = obs.copy()
+    row = bad.index[bad["run_id"] == bad["run_id"].iloc[0]][-8]  # the smallest model, late in its run
+    bad.loc[row, "value"] *= 0.6
+    robust = ComputeOptimal(method="envelope", bootstrap=0).fit(bad)
+    raw = ComputeOptimal(method="envelope", bootstrap=0, envelope="raw").fit(bad)
+    keys = ["run_id", "flops", "value"]
+    pd.testing.assert_frame_equal(robust.envelope_[keys], clean.envelope_[keys])
+    assert robust.exponents_["exponent"].tolist() == clean.exponents_["exponent"].tolist()
+    assert bad.loc[row, "flops"] in raw.envelope_["flops"].to_numpy()  # the raw envelope takes it as optimal
+    assert robust.outliers_["flops"].tolist() == [bad.loc[row, "flops"]]
+    assert any("outlying checkpoint" in w and "does not take it" in w for w in robust.warnings_)
+    assert robust.raw_envelope_["flops"].tolist() == raw.envelope_["flops"].tolist()
+
+
+def test_each_method_states_what_it_used_and_dropped(law):
+    # sizes 5e8..2e9 do not bracket N_opt at the smallest budgets, where the best size is the smallest sampled
+    obs = example_curves(params=HOFFMANN, model_sizes=np.geomspace(5e8, 2e9, 4), run_lengths=(0.25, 1.0))
+    extra = example_curves(params=HOFFMANN, model_sizes=np.array([4e9]), run_lengths=(4.0,))  # one run beyond all
+    co = ComputeOptimal(method="all", bootstrap=0, law=law)
+    co.fit(pd.concat([obs, extra], ignore_index=True))
+    iso = co.usage_["isoflop"]
+    assert iso["points"] == len(co.isoflop_)
+    assert (iso["flops_low"], iso["flops_high"]) == (co.isoflop_["budget"].min(), co.isoflop_["budget"].max())
+    assert len(iso["dropped"]) == len(co.isoflop_dropped_) == 10 - len(co.isoflop_)
+    assert any("outside the sizes sampled" in d["reason"] for d in iso["dropped"])
+    env = co.usage_["envelope"]
+    bins = co.curves_.c
+    edges = np.geomspace(bins.min(), bins.max() * (1 + 1e-12), 31)
+    index = np.clip(np.searchsorted(edges, bins, side="right") - 1, 0, 29)
+    runs_per_bin = pd.Series(co.curves_.run).groupby(index).nunique()  # brute force
+    assert len(env["dropped"]) == int((runs_per_bin == 1).sum()) > 0
+    assert env["points"] == int((runs_per_bin >= 2).sum()) == len(co.envelope_)
+    table = co.usage_table_
+    assert table["method"].tolist() == ["envelope", "isoflop", "parametric"]
+    assert table.set_index("method").loc["isoflop", "dropped"] == len(iso["dropped"])
+
+
 @pytest.fixture(scope="module")
 def law():
     return ScalingLaw().fit(example_observations())
@@ -135,8 +197,15 @@ def test_cli_optimal_profile_cost(tmp_path):
         assert proc.returncode == rc, proc.stderr
         return proc
 
-    out = json.loads(run("optimal", str(curves), "--bootstrap", "10", "--json").stdout)
+    out = json.loads(run("optimal", str(curves), "--bootstrap", "10", "--budget", "1e22", "--json").stdout)
     assert {r["method"] for r in out["exponents"]} == {"envelope", "isoflop", "parametric"}
+    assert set(out["usage"]) == {"envelope", "isoflop", "parametric"}
+    assert {"comparisons", "estimates", "warnings"} <= set(out["agreement"])
+    largest = pd.read_csv(curves)["flops"].max()
+    budgets = sorted({r["budget"] for r in out["agreement"]["comparisons"] if r["budget"]})
+    assert budgets == pytest.approx([largest, 1e22])
+    printed = run("optimal", str(curves), "--method", "envelope", "--bootstrap", "0").stdout
+    assert "what each method used" in printed and "do the methods agree?" in printed
     fit = tmp_path / "fit.json"
     obs = tmp_path / "obs.csv"
     example_observations().to_csv(obs, index=False)

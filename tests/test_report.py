@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def study_table(params=TRUE_PARAMS, base_n=2e7, base_d=4e9, points=6) -> pd.Data
 
 @pytest.fixture(scope="module")
 def analysis():
-    return analyse(study_table(), "grid.csv", metric="loss", split="eval", bootstrap=30, title="<b>T & Co</b>")
+    return analyse(
+        study_table(), "grid.csv", metric="loss", split="eval", bootstrap=30, title="<b>T & Co</b>", form="chinchilla"
+    )
 
 
 def test_analysis_recovers_the_law(analysis):
@@ -61,17 +64,28 @@ def test_analysis_recovers_the_law(analysis):
     assert {("envelope", "N"), ("parametric", "N")} <= set(analysis.optimal.laws_)
 
 
-def test_heatmap_annotations_are_the_relative_changes(analysis):
+def test_heatmap_annotations_are_the_improvements(analysis):
     fig = figures.relative_heatmap(analysis.final, "loss", higher_is_better=False)
     texts = [t.get_text() for t in fig.axes[0].texts]
     base = float(chinchilla_loss(2e7, 4e9))
     expected = [
-        f"{(float(chinchilla_loss(2e7 * m, 4e9 * k)) - base) / base * 100:+.1f}%"
+        f"{(base - float(chinchilla_loss(2e7 * m, 4e9 * k))) / base * 100:+.1f}%"
         for m in MODEL_SCALES
         for k in DATA_SCALES
     ]
     assert texts == expected
-    assert texts[0] == "+0.0%" and all(t.startswith("-") for t in texts[1:])  # every larger cell is better
+    assert texts[0] == "+0.0%" and all(t.startswith("+") for t in texts[1:])  # every larger cell is better: +
+    assert "over the 1X model / 1X data cell" in fig.axes[0].get_title()
+
+
+def test_the_envelope_figure_draws_the_envelope_along_the_runs(analysis):
+    optimal = analysis.optimal
+    fig = figures.envelope_figure(optimal, "loss")
+    (line,) = [x for x in fig.axes[0].get_lines() if "envelope" in str(x.get_label())]
+    expected = figures.drawn_envelope(optimal.curves_.frame(), higher_is_better=False)
+    np.testing.assert_allclose(line.get_xdata(), expected["flops"])
+    np.testing.assert_allclose(line.get_ydata(), expected["value"])
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_legend() is not None
 
 
 @pytest.mark.slow
@@ -79,9 +93,9 @@ def test_report_is_self_contained_and_escaped(analysis, tmp_path):
     page = write_report(analysis, tmp_path / "r")
     html = page.read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 4  # contour, diagnostics, heatmap, envelope
+    assert len(images) == 5  # contour, diagnostics, heatmap, metric by scale, envelope
     assert all(len(i) > 10_000 for i in images)
-    for name in ("law_contour", "diagnostics", "heatmap", "envelope"):
+    for name in ("law_contour", "diagnostics", "heatmap", "metric_by_scale", "envelope"):
         assert (tmp_path / "r" / "figures" / f"{name}.svg").stat().st_size > 0
     assert "<b>T & Co</b>" not in html and "&lt;b&gt;T &amp; Co&lt;/b&gt;" in html
     assert 'src="http' not in html and "<script" not in html  # nothing fetched, nothing run
@@ -91,7 +105,7 @@ def test_report_is_self_contained_and_escaped(analysis, tmp_path):
 @pytest.mark.slow
 def test_the_page_states_the_interval_level_and_improvement_actually_used(analysis, tmp_path):
     law = copy.copy(analysis.law)
-    law.ci_level = 0.9  # the intervals are percentiles of the same refits at the new level
+    law.ci_level, law.intervals = 0.9, "bootstrap"  # percentiles of the same refits at the new level
     profile = iso_metric_profile(law, improvement=0.03)
     html = write_report(dataclasses.replace(analysis, law=law, profile=profile), tmp_path / "w").read_text()
     assert "lower 90%" in html and "upper 90%" in html and "90% intervals from bootstrap refits" in html
@@ -103,7 +117,8 @@ def test_the_page_states_the_interval_level_and_improvement_actually_used(analys
 @pytest.mark.slow
 def test_a_warning_when_the_data_cannot_support_the_law(tmp_path):
     flat = study_table().assign(value=lambda t: 2.0 + 1e-4 * np.sin(np.arange(len(t))))
-    result = analyse(flat, "flat.csv", metric="loss", bootstrap=0)
+    # no profile intervals: walking the open sides of a flat law takes minutes; the warnings come regardless
+    result = analyse(flat, "flat.csv", metric="loss", bootstrap=0, form="chinchilla", intervals=None)
     assert result.warnings  # an exponent near zero, or a law at its bounds: said, not hidden
     write_report(result, tmp_path / "flat")
 
@@ -117,10 +132,23 @@ def test_report_and_compare_commands(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     study_table().to_csv(a, index=False)
     study_table({**TRUE_PARAMS, "alpha": 0.45}).to_csv(b, index=False)
-    proc = run("report", str(a), "-o", str(tmp_path / "ra"), "--bootstrap", "20", "--improvement", "0.02")
+    proc = run(
+        "report",
+        str(a),
+        "-o",
+        str(tmp_path / "ra"),
+        "--bootstrap",
+        "20",
+        "--improvement",
+        "0.02",
+        "--form",
+        "chinchilla",
+    )
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "ra" / "index.html").read_text()
     assert "2% better than the law" in page and "lower 95%" in page
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == len({re.sub(r"[\d.e+-]+", "#", line) for line in lines})  # one line per kind
     proc = run("compare", str(a), str(b), "-o", str(tmp_path / "c"), "--names", "v1,v2", "--bootstrap", "20")
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "c" / "index.html").read_text()
@@ -144,13 +172,53 @@ def test_higher_is_better_metric_uses_the_error_and_the_upper_envelope(tmp_path)
     # mAP = 1 - error, the error following the known law: the fit must recover the law on 1 - mAP.
     table = study_table()
     table = table.assign(metric="mAP", value=1 - table["value"] / 10, higher_is_better=True)
-    result = analyse(table, "det.csv", metric="mAP", bootstrap=0)
+    result = analyse(table, "det.csv", metric="mAP", bootstrap=0, form="chinchilla")
     assert result.higher_is_better
     assert result.law.params_["alpha"] == pytest.approx(TRUE_PARAMS["alpha"], rel=0.05)
     # The upper envelope of mAP picks exactly the points of the lower envelope of the error.
-    lower = analyse(study_table(), "err.csv", metric="loss", bootstrap=0).optimal.envelope_
+    lower = analyse(study_table(), "err.csv", metric="loss", bootstrap=0, form="chinchilla").optimal.envelope_
     upper = result.optimal.envelope_
     assert upper[["run_id", "flops"]].reset_index(drop=True).equals(lower[["run_id", "flops"]].reset_index(drop=True))
     fig = figures.relative_heatmap(result.final, "mAP", higher_is_better=True)
     assert all(t.get_text().startswith("+") for t in fig.axes[0].texts)  # every larger cell has a higher mAP
     write_report(result, tmp_path / "det")
+
+
+def train_and_eval_table() -> pd.DataFrame:
+    """The study with a train split beside eval (train 5% lower), and a model scale of 0.5X at data 1X only."""
+    table = study_table()
+    return pd.concat([table, table.assign(split="train", value=table["value"] * 0.95)], ignore_index=True)
+
+
+@pytest.mark.slow
+def test_report_json_summary_verdict_and_marks(tmp_path):
+    source, other = tmp_path / "runs.csv", tmp_path / "other.csv"
+    train_and_eval_table().to_csv(source, index=False)
+    study_table().assign(flops=lambda t: t["flops"] * 3).to_csv(other, index=False)
+    out = tmp_path / "r"
+    proc = run("report", str(source), "-o", str(out), "--bootstrap", "10", "--json", "--mark", f"perception={other}")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed == json.loads((out / "summary.json").read_text())
+    law = printed["law"]
+    assert law["form"] == law["selection"]["choice"]  # the report fits form="auto" and keeps the choice
+    assert {c["form"] for c in law["selection"]["candidates"]} >= {"chinchilla", "chinchilla_no_floor"}
+    assert set(law["ci"]) == set(law["params"]) and all(len(v) == 2 for v in law["ci"].values())
+    assert 0 <= law["cv_error"] < 0.05 and isinstance(law["not_identified"], list)
+    assert {"method", "quantity", "exponent", "lower", "upper"} <= set(printed["optimal"][0])
+    assert 3 <= len(printed["verdict"]) <= 5 and printed["verdict"][0].startswith("Doubling N improves loss by")
+    html = (out / "index.html").read_text()
+    assert html.index("Verdict") < html.index("Performance law")  # the verdict comes first
+    assert html.count("data:image/png;base64,") == 6  # + train and eval side by side
+    assert "form selection" in html.lower() or "leave-one-run-out" in html
+    assert "the compute of perception" in html  # the other study's compute is marked on the envelope
+    assert "data scale 7X" in html  # the envelope at the largest data scale, as the seed's Fig 2
+
+
+@pytest.mark.slow
+def test_report_that_produces_nothing_exits_2(tmp_path):
+    source = tmp_path / "bare.csv"
+    pd.DataFrame({"run_id": ["a", "b", "c"], "value": [1.0, 2.0, 3.0]}).to_csv(source, index=False)
+    proc = run("report", str(source), "-o", str(tmp_path / "r"), "--bootstrap", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {source}: nothing to report: ")

@@ -97,3 +97,14 @@ def test_auto_with_bootstrap_intervals_keeps_the_chosen_fit():
     assert law.form_.name == law.selection_.choice == "chinchilla_shared"
     assert law.params_ == direct.params_
     assert law.ci_ == direct.ci_ and law.ci_ is not None
+
+
+def test_saved_fit_keeps_its_selection(tmp_path):
+    from scalinglab import ScalingLaw
+
+    law = ScalingLaw(form="auto", intervals=None).fit(_data(TRUTHS["chinchilla_no_floor"], seed=2))
+    law.save(tmp_path / "fit.json")
+    loaded = ScalingLaw.load(tmp_path / "fit.json")
+    assert loaded.selection_.choice == law.selection_.choice == "chinchilla_no_floor"
+    assert loaded.selection_.reason == law.selection_.reason
+    assert loaded.to_dict()["selection"] == law.to_dict()["selection"]

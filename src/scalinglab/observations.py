@@ -6,6 +6,7 @@ works as it is through a column mapping.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,15 @@ def observation_row(**values: object) -> dict[str, object]:
     return {name: values[name] for name in COLUMNS}
 
 
-INPUT_DEFAULTS = {"n": "n_params", "d": "dataset_size", "x": "flops", "c": "flops", "y": "value", "run": "run_id"}
+INPUT_DEFAULTS = {
+    "n": "n_params",
+    "d": "dataset_size",
+    "seen": "samples_seen",  # samples processed so far: the steps-aware form's third input
+    "x": "flops",
+    "c": "flops",
+    "y": "value",
+    "run": "run_id",
+}
 
 
 def empty_observations() -> pd.DataFrame:
@@ -80,6 +89,26 @@ def read_table(path: str | Path) -> pd.DataFrame:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: cannot be read as {suffix[1:]}: {first}") from None
     raise UserError(f"{path}: unknown file type '{suffix}'; use .csv, .tsv or .parquet")
+
+
+def write_table(frame: pd.DataFrame, output: str | Path) -> None:
+    """Write a table as CSV or parquet (by suffix), atomically; a file that cannot be written is a UserError."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise UserError(f"{output}: unknown file type '{suffix}'; use .csv or .parquet")
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"{output}: cannot be written ({exc.strerror or exc})") from None
 
 
 @dataclass
@@ -211,7 +240,7 @@ def select_fit_data(
     groups = frame[run_col].astype(str).to_numpy() if run_col else None
     rows = frame["_row"].to_numpy()
     point = pd.DataFrame({**values, "y": target} | ({"run": groups} if groups is not None else {}))
-    keep = _unique_points(point, rows, cols["y"], on_duplicate, source, is_csv, notes)
+    keep = _unique_points(point, rows, cols["y"], on_duplicate, source, is_csv, notes, frame)
     values = {k: v[keep] for k, v in values.items()}
     target, rows = target[keep], rows[keep]
     groups = groups[keep] if groups is not None else None
@@ -304,9 +333,20 @@ def _fit_target(
 
 
 def _unique_points(
-    points: pd.DataFrame, rows: np.ndarray, y_col: str, on_duplicate: str, source: str, is_csv: bool, notes: list[str]
+    points: pd.DataFrame,
+    rows: np.ndarray,
+    y_col: str,
+    on_duplicate: str,
+    source: str,
+    is_csv: bool,
+    notes: list[str],
+    frame: pd.DataFrame | None = None,
 ) -> np.ndarray:
-    """Which points to keep: duplicates (same inputs, target and run) are dropped, kept or an error."""
+    """Which points to keep: duplicates (same inputs, target and run) are dropped, kept or an error.
+
+    The warning tells exact copies of a row apart from rows that repeat a point but differ in columns
+    the fit does not read (another learning rate, a seed): those are separate measurements.
+    """
     dup = points.duplicated().to_numpy()
     count = int(dup.sum())
     if count == 0 or on_duplicate == "keep":
@@ -316,8 +356,26 @@ def _unique_points(
     first = int(rows[np.flatnonzero(dup)[0]])
     if on_duplicate == "error":
         raise UserError(f"{where(source, first, is_csv)}: {count} duplicate row(s) (same inputs and {y_col})")
-    notes.append(
-        f"dropped {count} duplicate row(s) (same inputs and '{y_col}', first at row {first + 1}); "
-        "kept the first of each"
-    )
+    exact, differing = _exact_copies(points, frame, dup) if frame is not None else (count, [])
+    if exact == count:
+        notes.append(
+            f"dropped {count} duplicate row(s) (exact copies of an earlier row, first at row {first + 1}); "
+            "kept the first of each"
+        )
+    else:
+        listed = ", ".join(f"'{c}'" for c in differing[:5]) + (", ..." if len(differing) > 5 else "")
+        notes.append(
+            f"dropped {count} duplicate row(s) (same inputs, '{y_col}' and run as an earlier row, first at row "
+            f"{first + 1}): {exact} exact copies, {count - exact} differing only in columns the fit does not read "
+            f"({listed}); kept the first of each"
+        )
     return ~dup
+
+
+def _exact_copies(points: pd.DataFrame, frame: pd.DataFrame, dup: np.ndarray) -> tuple[int, list[str]]:
+    """How many duplicate points are exact copies of a table row, and the columns the others differ in."""
+    full = frame.drop(columns=[c for c in frame.columns if str(c).startswith("_")]).reset_index(drop=True)
+    exact = int((full.duplicated().to_numpy() & dup).sum())
+    key = pd.util.hash_pandas_object(points.reset_index(drop=True), index=False)
+    varying = full.groupby(key.to_numpy()).nunique(dropna=False).max()
+    return exact, [str(c) for c in full.columns if varying.get(c, 1) > 1]

@@ -54,6 +54,11 @@ class SyntheticOptions:
     noise: float = 0.05  # metres, standard deviation of the observed positions
 
 
+# Named shifts of the synthetic traffic for extra eval sets (task option overrides): "dense" doubles the
+# vehicles and pedestrians in a scene, so more of the agents a model sees interact (yield, queue, brake).
+EVAL_PRESETS: dict[str, dict[str, int]] = {"dense": {"vehicles": 28, "pedestrians": 8}}
+
+
 @dataclass
 class Route:
     points: np.ndarray  # [M, 2] every DS metres

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from scalinglab.cli.render import console, fmt
+from scalinglab.cli.render import console, fmt, group_warnings
 
 EVAL_EVERY = 40  # steps between evals (fewer when a run is shorter)
 DEMO_STUDY = {  # the budget is set from --steps
@@ -43,6 +43,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
     bootstrap: Annotated[int, typer.Option(help="bootstrap refits for the intervals")] = 200,
     steps: Annotated[int, typer.Option(help="training steps per run")] = 400,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON instead of text")] = False,
 ) -> None:
     """Run a behaviour study on synthetic traffic (minADE vs model and data scale), fit the laws, write the report."""
     from scalinglab.report.analysis import analyse, headline
@@ -51,6 +52,7 @@ def demo(
     from scalinglab.study.runner import execute
     from scalinglab.study.store import Store
 
+    say = (lambda *args, **kwargs: None) if as_json else console.print  # stdout holds only the JSON
     output.mkdir(parents=True, exist_ok=True)
     config_path = output / "study.yaml"
     study = {**DEMO_STUDY, "budget": {"steps": steps}, "eval_every": min(steps, EVAL_EVERY)}
@@ -58,13 +60,13 @@ def demo(
     config = parse_config(study, str(config_path))
     store = Store.create(output / "study", config)
     runs = len(config.model_scales) * len(config.data_scales)
-    console.print(
+    say(
         f"behaviour study on synthetic traffic: {len(config.model_scales)} model scales x "
         f"{len(config.data_scales)} data scales = {runs} runs, {workers} worker(s) -> {output / 'study'}"
     )
     counts = execute(store, "local", workers)
     if counts.get("failed"):
-        console.print(f"[red]{counts['failed']} run(s) failed; see `scalinglab study status {output / 'study'}`")
+        say(f"[red]{counts['failed']} run(s) failed; see `scalinglab study status {output / 'study'}`")
     with console.status("fitting L(N, D), the compute-optimal laws and bootstrap intervals"):
         analysis = analyse(
             store.observations(),
@@ -76,13 +78,28 @@ def demo(
         )
         page = write_report(analysis, output / "report")
     numbers = headline(analysis)
-    if analysis.law is not None:
-        console.print(f"minADE(N, D) = {fmt(numbers['E'])} + A/N^{fmt(numbers['alpha'])} + B/D^{fmt(numbers['beta'])}")
+    if {"E", "alpha", "beta"} <= set(numbers):
+        say(f"minADE(N, D) = {fmt(numbers['E'])} + A/N^{fmt(numbers['alpha'])} + B/D^{fmt(numbers['beta'])}")
     opt = {k: v for k, v in numbers.items() if k.startswith(("N_opt", "D_opt", "S_opt"))}
     if opt:
-        console.print(f"compute-optimal at the largest budget ({numbers['budget']:.3g} FLOPs):")
+        say(f"compute-optimal at the largest budget ({numbers['budget']:.3g} FLOPs):")
         for name, value in opt.items():
-            console.print(f"  {name}: {value:.4g}")
-    for warning in analysis.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"report: {page}")
+            say(f"  {name}: {value:.4g}")
+    for sentence in analysis.verdict:
+        say(f"- {sentence}", highlight=False)
+    for warning in group_warnings(analysis.warnings):  # one line per kind; every warning is in the report
+        say(f"[yellow]warning:[/] {warning}")
+    if as_json:
+        from scalinglab.cli.render import print_json
+
+        print_json(
+            {
+                "study": str(output / "study"),
+                "report": str(page),
+                "runs": counts,
+                "headline": numbers,
+                "warnings": list(analysis.warnings),
+            }
+        )
+        return
+    say(f"report: {page}")

@@ -7,7 +7,8 @@ import warnings
 
 import typer
 
-from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, optimal_cmd, report_cmd, study_cmd
+from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, import_cmd, optimal_cmd, report_cmd, study_cmd, suggest_cmd
+from scalinglab.cli.columns import EPILOG
 from scalinglab.errors import UserError
 
 app = typer.Typer(
@@ -16,17 +17,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("fit")(fit_cmd.fit)
+app.command("fit", epilog=EPILOG)(fit_cmd.fit)
 app.command("predict")(fit_cmd.predict)
 app.command("forms")(fit_cmd.forms)
-app.command("optimal")(optimal_cmd.optimal)
+app.command("optimal", epilog=EPILOG)(optimal_cmd.optimal)
 app.command("profile")(optimal_cmd.profile)
 app.command("cost")(optimal_cmd.cost)
-app.command("backtest")(backtest_cmd.backtest)
+app.command("suggest", epilog=EPILOG)(suggest_cmd.suggest)
+app.command("backtest", epilog=EPILOG)(backtest_cmd.backtest)
 app.command("demo")(demo_cmd.demo)
-app.command("report")(report_cmd.report)
+app.command("report", epilog=EPILOG)(report_cmd.report)
 app.command("compare")(report_cmd.compare)
 app.add_typer(study_cmd.app, name="study")
+app.command("import")(import_cmd.import_runs)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

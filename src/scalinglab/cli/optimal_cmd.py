@@ -6,8 +6,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import pandas as pd
 import typer
 
+from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError, check_flops_per_param_sample
 
@@ -21,15 +23,24 @@ IMPROVEMENT_HELP = "relative improvement over the reference, e.g. 0.01; below 1 
 
 def optimal(
     data: Annotated[Path, typer.Argument(help="observations with several points per run (.csv or .parquet)")],
-    y: Annotated[str | None, Opt("--y", help="column of the metric [value]")] = None,
-    x: Annotated[str | None, Opt("--x", help="column of cumulative training FLOPs C [flops]")] = None,
-    n: Annotated[str | None, Opt("--n", help="column of model size N [n_params]")] = None,
-    run: Annotated[str | None, Opt("--run", help="column naming the run [run_id]")] = None,
-    metric: Annotated[str | None, Opt(help="keep rows whose 'metric' column is this")] = None,
-    split: Annotated[str | None, Opt(help="keep rows whose 'split' column is this")] = None,
+    y: vocabulary.Y = None,
+    c: Annotated[str | None, Opt("--c", "--x", help="column of training FLOPs C so far; default column: flops")] = None,
+    n: vocabulary.N = None,
+    d: Annotated[str | None, Opt("--d", help="column of samples seen so far D; default column: samples_seen")] = None,
+    steps: vocabulary.S = None,
+    run: vocabulary.RUN = None,
+    run_by: vocabulary.RUN_BY = None,
+    d_from_flops: Annotated[bool, Opt(help="derive samples seen D = C / (k N) instead of reading a D column")] = False,
+    metric: vocabulary.METRIC = None,
+    split: vocabulary.SPLIT = None,
     higher_is_better: Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")] = False,
     method: Annotated[str, Opt(help="envelope, isoflop, parametric or all")] = "all",
-    budget: Annotated[float | None, Opt(help="FLOPs budget at which to predict N_opt, S_opt, D_opt")] = None,
+    envelope: Annotated[
+        str, Opt(help="robust (each run's curve smoothed first: one outlying checkpoint is never optimal) or raw")
+    ] = "robust",
+    budget: Annotated[
+        float | None, Opt(help="FLOPs budget at which to predict and compare N_opt, S_opt, D_opt")
+    ] = None,
     bootstrap: Annotated[int, Opt(help="run resamples for the intervals (0: none)")] = 200,
     seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
     bins: Annotated[int, Opt(help="log-spaced FLOPs bins of the envelope")] = 30,
@@ -37,17 +48,21 @@ def optimal(
     flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
-    """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods."""
+    """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods,
+    with what each method used and whether they agree."""
     from scalinglab.observations import read_table
     from scalinglab.optimal import ComputeOptimal
+
     check_count(bootstrap, "--bootstrap")
     check_count(seed, "--seed")
     check_count(bins, "--bins", minimum=1)
     if not tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0 (0.01 is 1%), got {tolerance:g}")
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
-    if budget is not None and not budget > 0:
-        raise UserError(f"--budget must be > 0 FLOPs, got {budget:g}")
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UserError(f"--budget must be a finite number > 0 FLOPs, got {budget:g}")
+    if envelope not in ("robust", "raw"):
+        raise UserError(f"--envelope must be robust or raw, not '{envelope}'")
     co = ComputeOptimal(
         method=method,
         higher_is_better=higher_is_better,
@@ -56,25 +71,42 @@ def optimal(
         bootstrap=bootstrap,
         seed=seed,
         flops_per_param_sample=flops_per_param_sample,
+        envelope=envelope,
+        budget=budget,
     )
-    co.fit(read_table(data), {"y": y, "c": x, "n": n, "run": run}, source=str(data), metric=metric, split=split)
-    c = budget if budget is not None else float(co.curves_.c.max())
-    predictions = co.predict(c)
+    table, run = vocabulary.prepare(read_table(data), source=str(data), run_by=run_by, run=run)
+    if d_from_flops:
+        table, d = vocabulary.derive_d(table, c, n, flops_per_param_sample, str(data))
+    mapping = {"y": y, "c": c, "n": n, "d": d, "steps": steps, "run": run}
+    co.fit(table, mapping, source=str(data), metric=metric, split=split)
+    at = budget if budget is not None else float(co.curves_.c.max())
+    predictions = co.predict(at)
     if as_json:
         print_json(
             {
                 "exponents": records(co.exponents_),
                 "predictions": records(predictions),
+                "usage": co.usage_,
+                "agreement": co.agreement_.to_dict(),
                 "envelope": records(co.envelope_),
+                "raw_envelope": records(co.raw_envelope_),
+                "outliers": records(co.outliers_),
                 "near_optimal": records(co.near_optimal_),
                 "warnings": co.warnings_,
             }
         )
         return
+    console.print(frame_table(usage_view(co.usage_table_), "what each method used"))
     console.print(frame_table(co.exponents_, "optimal-model laws: X_opt = coefficient * C^exponent"))
-    console.print(frame_table(predictions, f"at a budget of {c:.3g} FLOPs"))
-    env = co.envelope_[["bin_flops", "run_id", "n_params", "value"]]
-    console.print(frame_table(env, f"envelope ({'upper' if higher_is_better else 'lower'}), best run per FLOPs bin"))
+    console.print(frame_table(prediction_view(predictions), f"at a budget of {at:.3g} FLOPs"))
+    if len(co.agreement_.table):
+        console.print(frame_table(agreement_view(co.agreement_.table), "do the methods agree?"))
+    else:
+        console.print("do the methods agree? one method per quantity: nothing to compare", highlight=False)
+    columns_shown = ["bin_flops", "run_id", "n_params", "value"] + (["raw_value"] if envelope == "robust" else [])
+    env = co.envelope_[columns_shown]
+    side = "upper" if higher_is_better else "lower"
+    console.print(frame_table(env, f"{envelope} envelope ({side}), best run per FLOPs bin"))
     near = co.near_optimal_
     smaller = near.groupby("bin_flops")["n_params"].nunique()
     console.print(
@@ -83,6 +115,63 @@ def optimal(
     )
     for message in co.warnings_:
         console.print(f"warning: {message}", markup=False, highlight=False)
+
+
+def _short(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "-"
+
+
+def usage_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The usage table in 80 columns: the FLOPs range as one column, dropped points with their reasons."""
+    return pd.DataFrame(
+        {
+            "method": table["method"],
+            "used": table["used"],
+            "FLOPs range": [
+                f"{_short(lo)}..{_short(hi)}" for lo, hi in zip(table["flops_low"], table["flops_high"], strict=True)
+            ],
+            "per point": table["per_point"],
+            "dropped": [
+                f"{n}: {why}" if n else "0" for n, why in zip(table["dropped"], table["why_dropped"], strict=True)
+            ],
+        }
+    )
+
+
+def prediction_view(table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with their interval in one column; a domain note replaces an impossible answer's value."""
+    return pd.DataFrame(
+        {
+            "method": table["method"],
+            "quantity": table["quantity"],
+            "value": [
+                _short(v) + (" (!)" if note else "") for v, note in zip(table["value"], table["note"], strict=True)
+            ],
+            "interval": [
+                f"{_short(lo)}..{_short(hi)}" if math.isfinite(lo) else "-"
+                for lo, hi in zip(table["lower"], table["upper"], strict=True)
+            ],
+        }
+    )
+
+
+def agreement_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The agreement table for people: the verdict, the consensus where the methods agree, the estimates' spread."""
+    columns = ("verdict", "consensus", "spread_low", "spread_high")
+    return pd.DataFrame(
+        {
+            "quantity": table["quantity"],
+            "compared": ["exponent" if not math.isfinite(c) else f"at C={_short(c)}" for c in table["budget"]],
+            "methods": ["+".join(m[:3] for m in methods.split(",")) for methods in table["methods"]],
+            "verdict": table["verdict"],
+            "consensus": [
+                _short(c) if v == "agree" else "-" for v, c in zip(table["verdict"], table["consensus"], strict=True)
+            ],
+            "spread": [
+                f"{_short(lo)}..{_short(hi)}" for _, _, lo, hi in zip(*(table[c] for c in columns), strict=True)
+            ],
+        }
+    )
 
 
 def _reference(text: str | None) -> tuple[float, float] | None:
@@ -98,6 +187,7 @@ def _reference(text: str | None) -> tuple[float, float] | None:
 def _load_nd_law(fit_file: Path) -> ScalingLaw:
     from scalinglab.fit.law import ScalingLaw
     from scalinglab.optimal.iso_metric import require_nd
+
     law = ScalingLaw.load(fit_file)
     require_nd(law, str(fit_file))
     return law
@@ -114,6 +204,7 @@ def profile(
 ) -> None:
     """The (N, D) pairs that reach a target, the cheapest of them, and its cost against the reference."""
     from scalinglab.optimal.iso_metric import check_improvement, iso_metric_profile
+
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     check_count(points, "--points", minimum=1)
     if target is not None and not math.isfinite(target):
@@ -161,6 +252,7 @@ def cost(
 ) -> None:
     """What each improvement costs: the cheapest N, D and FLOPs, as multiples of the reference."""
     from scalinglab.optimal.iso_metric import check_improvement, cost_table
+
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     law = _load_nd_law(fit_file)
     try:

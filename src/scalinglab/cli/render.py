@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,6 +27,12 @@ console = Console()
 err_console = Console(stderr=True)
 K_OPTION = ("--flops-per-param-sample", "--k")  # k in C = k N D; --k is the old spelling, still accepted
 K_NAME = "/".join(K_OPTION)
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?x?"
+# Known kinds of repeated warnings, with the one line the terminal prints for them.
+WARNING_KINDS = (
+    (r"far extrapolation", "{count} predictions extrapolate far beyond the data: see the report or --json"),
+    (r"isoflop: budget .* skipped", "isoflop: {count} budgets skipped: see the report or --json for each reason"),
+)
 
 
 def fmt(value: float | None, digits: int = 6) -> str:
@@ -90,8 +98,8 @@ def print_json(data: Any) -> None:
 
 def print_fit(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = None, source: str = "") -> None:
     ci, se = law.ci_, law.se_
-    title = f"{law.form_.name}: {law.form_.formula}" + (f"  ({source})" if source else "")
-    table = Table(title=title, title_justify="left")
+    title = f"{law.form_.name} law" + (f" ({source})" if source else "")
+    table = Table(title=title, title_justify="left", caption=law.form_.formula, caption_justify="left")
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
     if ci:
@@ -122,14 +130,55 @@ def print_fit(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = Non
         err_console.print(f"warning: {message}", highlight=False, markup=False)
 
 
-def frame_table(frame: pd.DataFrame, title: str) -> Table:
-    """A DataFrame as a rich table, numbers in short form."""
-    table = Table(title=title, title_justify="left")
-    for column in frame.columns:
-        table.add_column(str(column), justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[fmt(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
+def short(value: float) -> str:
+    """A number for a narrow table column: 4 significant digits, exponents as 2.04e7 (not 2.040e+07)."""
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.4g}"
+    if "e" in text:
+        text = f"{value:.3g}"
+    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def frame_table(frame: pd.DataFrame, title: str, caption: str | None = None) -> Table:
+    """A DataFrame as a rich table that fits 80 columns: numbers in short form, headers broken at "_",
+    no vertical rules, empty text columns left out, long cells folded rather than cut."""
+    keep = [c for c in frame.columns if not frame[c].map(lambda v: v is None or v == "" or v != v).all()]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in keep:
+        header = str(column).replace("_", "\n")
+        width = max(len(part) for part in header.split("\n"))
+        table.add_column(header, justify="right", overflow="fold", min_width=width)
+    for row in frame[keep].itertuples(index=False):
+        table.add_row(*[short(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
     return table
+
+
+def group_warnings(messages: list[str]) -> list[str]:
+    """One line per kind of warning for the terminal (the full list goes to reports and --json): a known kind
+    as its summary, any other message repeated with other numbers as its first instance and a count."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        key = next((template for pattern, template in WARNING_KINDS if re.search(pattern, message)), None)
+        groups.setdefault(key or re.sub(NUMBER, "#", message), []).append(message)
+    lines = []
+    templates = {template for _, template in WARNING_KINDS}
+    for key, members in groups.items():
+        if len(members) == 1:
+            lines.append(members[0])
+        elif key in templates:
+            lines.append(key.format(count=len(members)))
+        else:
+            lines.append(f"{members[0]} (and {len(members) - 1} more like it: see the report or --json)")
+    return lines
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

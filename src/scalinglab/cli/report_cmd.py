@@ -7,10 +7,36 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.render import check_count, console
+from scalinglab.cli import columns as vocabulary
+from scalinglab.cli.render import check_count, console, err_console, group_warnings, print_json
 from scalinglab.errors import UserError
 
 Opt = typer.Option
+
+
+def _print_warnings(messages: list[str]) -> None:
+    """One line per kind of warning on stderr; the full list is in the report and in --json."""
+    for line in group_warnings(messages):
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _require_results(analysis, source: Path) -> None:
+    """A report with neither a law nor compute-optimal laws produced nothing it was asked for: exit 2."""
+    if analysis.law is None and analysis.optimal is None:
+        reasons = "; ".join(w for w in analysis.warnings if "not fitted" in w) or "no law could be fitted"
+        raise UserError(f"{source}: nothing to report: {reasons}")
+
+
+def _marks(marks: list[str] | None) -> dict:
+    """--mark [NAME=]PATH: other studies whose compute the envelope marks."""
+    from scalinglab.report.analysis import load_observations
+
+    out = {}
+    for text in marks or []:
+        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        obs, _ = load_observations(Path(path))
+        out[name or Path(path).stem] = obs
+    return out
 
 
 def report(
@@ -26,20 +52,76 @@ def report(
     ] = 0.01,
     bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals (0: none)")] = 200,
     title: Annotated[str | None, Opt(help="the report's title")] = None,
+    form: Annotated[str, Opt(help="the L(N, D) form; auto: chosen by leave-one-run-out error")] = "auto",
+    all_points: Annotated[bool, Opt(help="fit every checkpoint, not only the last of each run")] = False,
+    data_scale: Annotated[
+        str, Opt(help="the data scale whose runs the envelope uses: largest, all, or a number")
+    ] = "largest",
+    mark: Annotated[
+        list[str] | None, Opt(help="[NAME=]PATH of another study whose compute the envelope marks; repeatable")
+    ] = None,
+    as_json: Annotated[
+        bool, Opt("--json", help="print the summary as JSON (also written to DIR/summary.json)")
+    ] = False,
+    n: vocabulary.N = None,
+    d: vocabulary.D = None,
+    c: vocabulary.C = None,
+    steps: vocabulary.S = None,
+    run: vocabulary.RUN = None,
+    run_by: vocabulary.RUN_BY = None,
+    y: vocabulary.Y = None,
+    d_from_flops: vocabulary.D_FROM_FLOPS = False,
+    flops_per_param_sample: vocabulary.K = 6.0,
 ) -> None:
-    """Fit the laws on a study and write DIR/index.html: figures, laws with intervals, costs, warnings, data."""
+    """Fit the laws on a study and write DIR/index.html: verdict, figures, laws with intervals, costs, warnings."""
     from scalinglab.report.analysis import analyse, load_observations
     from scalinglab.report.html import write_report
+    from scalinglab.report.summary import summary
 
     check_count(bootstrap, "--bootstrap")
     if not improvement > 0:
         raise UserError(f"--improvement must be > 0 (0.01 is 1%), got {improvement:g}")
+    if data_scale not in ("largest", "all"):
+        try:
+            float(data_scale)
+        except ValueError:
+            raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest' or 'all'") from None
+    if form != "auto":
+        from scalinglab.fit.forms import get_form
+
+        try:
+            get_form(form)
+        except UserError as exc:
+            raise UserError(f"--form: {exc}") from None
     obs, name = load_observations(source)
+    obs, run = vocabulary.prepare(obs, source=name, run_by=run_by, steps=steps, run=run)
+    if d_from_flops:
+        obs, d = vocabulary.derive_d(obs, c, n, flops_per_param_sample, name)
+    marks = _marks(mark)
     with console.status("fitting the laws"):
-        analysis = analyse(obs, name, metric, split, higher_is_better, improvement, bootstrap, title)
+        analysis = analyse(
+            obs,
+            name,
+            metric,
+            split,
+            higher_is_better,
+            improvement,
+            bootstrap,
+            title,
+            form=form,
+            all_points=all_points,
+            data_scale=data_scale,
+            marks=marks,
+            columns={"n": n, "d": d, "c": c, "run": run, "y": y},
+        )
+        _require_results(analysis, source)
         page = write_report(analysis, output)
-    for warning in analysis.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+    if as_json:
+        print_json(summary(analysis))
+        return
+    for sentence in analysis.verdict:
+        console.print(f"- {sentence}", highlight=False)
+    _print_warnings(analysis.warnings)
     console.print(f"report: {page}")
 
 
@@ -51,6 +133,7 @@ def compare(
     split: Annotated[str, Opt(help="the split to compare")] = "eval",
     names: Annotated[str | None, Opt(help="two labels, comma-separated [A,B]")] = None,
     bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals (0: none)")] = 200,
+    as_json: Annotated[bool, Opt("--json", help="print the page, headline numbers and warnings as JSON")] = False,
 ) -> None:
     """Two studies on one page: their fitted laws and exponents side by side on a shared compute axis."""
     from scalinglab.report.analysis import analyse, load_observations
@@ -64,6 +147,17 @@ def compare(
     with console.status("fitting the laws"):
         for label, path in zip(labels, (first, second), strict=True):
             obs, name = load_observations(path)
-            analyses.append(analyse(obs, name, metric, split, bootstrap=bootstrap, title=label))
+            # one form for both, so that their exponents compare
+            analyses.append(analyse(obs, name, metric, split, bootstrap=bootstrap, title=label, form="chinchilla"))
+            _require_results(analyses[-1], path)
         page = write_comparison(dict(zip(labels, analyses, strict=True)), output, metric)
+    warnings = [f"{label}: {w}" for label, a in zip(labels, analyses, strict=True) for w in a.warnings]
+    if as_json:
+        from scalinglab.cli.render import print_json
+        from scalinglab.report.analysis import headline
+
+        numbers = {label: headline(a) for label, a in zip(labels, analyses, strict=True)}
+        print_json({"report": str(page), "studies": numbers, "warnings": warnings})
+        return
+    _print_warnings(warnings)
     console.print(f"report: {page}")

@@ -66,11 +66,26 @@ def resume(
 
 
 @app.command("status")
-def status(directory: Annotated[Path, typer.Argument(help="study directory")]) -> None:
-    """Each run's status, size and error."""
+def status(
+    directory: Annotated[Path, typer.Argument(help="study directory")],
+    as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Each run's status, size and error, and the metrics the study records."""
     from scalinglab.study.store import Store
 
-    runs = Store.open(directory).runs()
+    store = Store.open(directory)
+    runs = store.runs()
+    if as_json:
+        from scalinglab.cli.render import print_json, records
+
+        obs = store.observations()
+        metrics = [
+            {"metric": str(m), "splits": sorted(map(str, rows["split"].unique())), "rows": len(rows)}
+            for m, rows in obs.groupby("metric", sort=True)
+        ]
+        counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()}
+        print_json({"directory": str(directory), "counts": counts, "runs": records(runs), "metrics": metrics})
+        return
     table = Table(title=f"study {directory}", title_justify="left")
     for col in ("run_id", "status", "n_params", "dataset_size", "attempts", "error"):
         table.add_column(col)
@@ -79,6 +94,24 @@ def status(directory: Annotated[Path, typer.Argument(help="study directory")]) -
         table.add_row(row.run_id, row.status, *sizes, _cell(row.error))
     console.print(table)
     _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
+    _metrics(store.observations())
+
+
+def _metrics(obs: Any) -> None:
+    """The metrics recorded so far: each with its splits, direction and rows (what `report --metric` takes)."""
+    if obs.empty:
+        console.print("metrics: none recorded yet")
+        return
+    table = Table(title="metrics (for report --metric, fit --metric)", title_justify="left")
+    for col in ("metric", "splits", "better", "rows", "runs"):
+        table.add_column(col)
+    for metric, rows in obs.groupby("metric", sort=True):
+        higher = "higher_is_better" in rows and bool(rows["higher_is_better"].iloc[0])
+        splits = ", ".join(sorted(str(s) for s in rows["split"].unique())) if "split" in rows else ""
+        table.add_row(
+            str(metric), splits, "higher" if higher else "lower", f"{len(rows):,}", str(rows["run_id"].nunique())
+        )
+    console.print(table)
 
 
 def _cell(value: Any, count: bool = False) -> str:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+import warnings as pywarnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +21,14 @@ from scipy.stats import spearmanr
 from scalinglab.errors import UserError
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.law import ScalingLaw
-from scalinglab.observations import FitData
+from scalinglab.observations import FitData, select_fit_data
 
 _COLUMN_RULE = re.compile(r"^\s*(?P<column>[^<>=]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>[^<>=]+)\s*$")
 
 
 def holdout_mask(spec: str, data: FitData, table: pd.DataFrame | None = None) -> np.ndarray:
-    """Which points are held out: `largest:K`, `frac:F` (the largest by scale) or `COLUMN>VALUE`.
+    """Which points are held out: `largest:K`, `frac:F` (the largest by scale), `largest-n:K` (every point of
+    the K largest model sizes) or `COLUMN>VALUE`.
 
     The scale of a point is the product of its inputs (N D for a law in N and D, x for one variable);
     ties at the boundary are held out together, so the split never depends on row order.
@@ -44,9 +48,11 @@ def holdout_mask(spec: str, data: FitData, table: pd.DataFrame | None = None) ->
             raise UserError(f"--holdout {spec}: holds out {count} of {n} points; keep at least one and hold out one")
         threshold = np.sort(scale)[n - count]
         return scale >= threshold
+    if sep and kind == "largest-n":  # whole model sizes: every point of the K largest N
+        return _largest_sizes(spec, arg, data)
     match = _COLUMN_RULE.match(spec)
     if match is None:
-        raise UserError(f"--holdout '{spec}': use largest:K, frac:F or COLUMN>VALUE (also >=, <, <=)")
+        raise UserError(f"--holdout '{spec}': use largest:K, largest-n:K, frac:F or COLUMN>VALUE (also >=, <, <=)")
     column, op, value = match["column"], match["op"], match["value"]
     if table is None or column not in table.columns:
         raise UserError(f"--holdout '{spec}': no column '{column}'")
@@ -63,6 +69,23 @@ def holdout_mask(spec: str, data: FitData, table: pd.DataFrame | None = None) ->
     if not 0 < mask.sum() < n:
         raise UserError(f"--holdout '{spec}': holds out {int(mask.sum())} of {n} points")
     return mask
+
+
+def _largest_sizes(spec: str, arg: str, data: FitData) -> np.ndarray:
+    """The points of the K largest distinct model sizes N (`largest-n:K`)."""
+    if "n" not in data.input_names:
+        raise UserError(f"--holdout {spec}: holds out model sizes, but the law has no input N")
+    try:
+        count = int(arg)
+    except ValueError:
+        raise UserError(f"--holdout {spec}: '{arg}' is not a whole number") from None
+    n_values = data.inputs[data.input_names.index("n")]
+    sizes = np.unique(n_values)
+    if not 1 <= count < sizes.size:
+        raise UserError(
+            f"--holdout {spec}: holds out {count} of {sizes.size} model sizes; keep at least one and hold out one"
+        )
+    return n_values >= sizes[-count]
 
 
 def _subset(data: FitData, mask: np.ndarray) -> FitData:
@@ -108,6 +131,9 @@ class Backtest:
     recommendation: str
     warnings: list[str] = field(default_factory=list)
     auto: Choice | None = None  # what the "auto" row fitted, chosen from the kept points alone
+    # one row per method and held-out point: method, row (1-based, in the table), run, observed, predicted,
+    # lower, upper (the prediction interval; NaN without bootstrap). Units: what the method fitted.
+    points: pd.DataFrame | None = None
 
 
 def backtest(
@@ -122,6 +148,7 @@ def backtest(
     """Fit every form on the kept points, predict the held-out ones, score and compare the forms."""
     train, test = _subset(data, ~mask), _subset(data, mask)
     rows, preds, intervals, warnings = [], {}, {}, []
+    points: list[pd.DataFrame] = []
     choice = None
     fitted: dict[tuple[str, str], ScalingLaw] = {}  # auto's pick is often a row already fitted
     for name in forms:
@@ -144,6 +171,7 @@ def backtest(
         rows.append(row)
         if interval is not None:
             intervals[name] = interval
+        points.append(point_rows(name, test, preds[name], interval))
     if not rows:
         raise UserError("no form could be fitted on the kept points")
     scores = pd.DataFrame(rows).sort_values("rmsle", kind="stable").reset_index(drop=True)
@@ -161,6 +189,25 @@ def backtest(
         _recommend(scores, test.n_points),
         warnings,
         choice,
+        pd.concat(points, ignore_index=True),
+    )
+
+
+def point_rows(
+    method: str, test: FitData, predicted: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None
+) -> pd.DataFrame:
+    """The per-point prediction rows of one method: row (1-based table row), run, observed, predicted, bounds."""
+    lower, upper = interval if interval is not None else (np.full(test.n_points, np.nan),) * 2
+    return pd.DataFrame(
+        {
+            "method": method,
+            "row": (test.rows + 1) if test.rows is not None else np.full(test.n_points, -1),
+            "run": test.groups if test.groups is not None else np.full(test.n_points, None),
+            "observed": test.y,
+            "predicted": predicted,
+            "lower": lower,
+            "upper": upper,
+        }
     )
 
 
@@ -255,3 +302,137 @@ def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law
     best = scores.iloc[0]
     reason = f"best at predicting the largest {count} points from the rest (RMSLE {best['rmsle']:.3g})"
     return Choice(str(best["form"]), loss, reason)
+
+
+# ---- direct vs two-step ----------------------------------------------------------------------------
+
+
+@dataclass
+class ViaBacktest:
+    """Direct laws on the metric against two-step laws through an intermediate, on the same held-out runs."""
+
+    scores: pd.DataFrame  # one row per method: method, mae, rmse, mean_rel_error, bias, coverage, n_test
+    points: pd.DataFrame  # one row per method and held-out point (metric units), as Backtest.points
+    recommendation: str
+    held_out_runs: list[str]
+    links: dict[str, str]  # two-step method -> the link it chose, with the reason
+    warnings: list[str] = field(default_factory=list)
+
+
+def backtest_via(
+    table: pd.DataFrame,
+    inputs: tuple[str, ...],
+    via: str,
+    holdout: str,
+    forms: list[str],
+    columns: dict[str, str | None] | None = None,
+    *,
+    link: str = "auto",
+    higher_is_better: bool = False,
+    ceiling: float = 1.0,
+    bootstrap: int = 100,
+    seed: int = 0,
+    ci_level: float = 0.9,
+    source: str = "data",
+    metric: str | None = None,
+    split: str | None = None,
+    via_split: str | None = None,
+    final_only: bool = True,
+    **selection: Any,
+) -> ViaBacktest:
+    """Predict the held-out points of the metric directly (a law per form on the metric) and in two steps.
+
+    The held-out points are chosen on the metric's points as in `backtest` (`holdout_mask`); every run with a
+    held-out point is removed whole from both methods' training data (its earlier checkpoints too), so the
+    two-step link never sees the held-out runs. Scores and intervals are in the metric's own units;
+    the intervals are `ci_level` prediction intervals (bootstrap refits plus a resampled training residual).
+    """
+    from scalinglab.fit.two_step import TwoStepLaw, run_labels, two_step_data
+
+    picks = {"source": source, "metric": metric, "split": split, "final_only": final_only, **selection}
+    direct = select_fit_data(
+        table, inputs, columns, higher_is_better=higher_is_better, ceiling=ceiling, n_params=1, **picks
+    )
+    mask = holdout_mask(holdout, direct, table)
+    runs = run_labels(direct)
+    held = np.unique(runs[mask])
+    train, test = _subset(direct, ~np.isin(runs, held)), _subset(direct, mask)
+    pairs = two_step_data(table, inputs, via, columns, via_split=via_split, **picks)
+    kept = np.setdiff1d(np.unique(np.concatenate([pairs.groups, run_labels(pairs.step1)])), held)
+    pairs_train = pairs.subset(kept)
+
+    def to_metric(v: np.ndarray) -> np.ndarray:
+        return ceiling - v if higher_is_better else v
+
+    observed = to_metric(test.y)
+    frames, rows, links, notes = [], [], {}, []
+    for form in forms:
+        name = f"direct:{form}"
+        law = ScalingLaw(form=form, bootstrap=bootstrap, seed=seed, intervals=None).fit(train)
+        pred = to_metric(np.exp(law.form_.log_predict(law.theta_[None, :], np.log(test.inputs))[0]))
+        bounds = None
+        if bootstrap:
+            lo, hi = (to_metric(b) for b in _prediction_interval(law, train, test.inputs, ci_level, seed))
+            bounds = (np.minimum(lo, hi), np.maximum(lo, hi))
+        frames.append(point_rows(name, test, pred, bounds).assign(observed=observed))
+        rows.append(_via_score(name, observed, pred, bounds))
+    for form in forms:
+        name = f"two_step:{form}"
+        two = TwoStepLaw(
+            form=form,
+            link=link,
+            higher_is_better=higher_is_better,
+            ceiling=ceiling,
+            bootstrap=bootstrap,
+            seed=seed,
+            ci_level=ci_level,
+            intervals=None,
+        ).fit(pairs_train)
+        given = dict(zip(inputs, test.inputs, strict=True))
+        with _quiet():
+            pred = two.predict(**given)
+            bounds = two.predict(return_ci=True, observation=True, **given)[1:] if bootstrap else None
+        links[name] = two.link_.name + ("" if two.link_selection_ is None else f": {two.link_selection_.reason}")
+        frames.append(point_rows(name, test, pred, bounds).assign(observed=observed))
+        rows.append(_via_score(name, observed, pred, bounds))
+    scores = pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
+    scores.insert(0, "rank", np.arange(1, len(scores) + 1))
+    best = scores.iloc[0]
+    recommendation = (
+        f"{best['method']}: lowest mean absolute error on the {test.n_points} held-out points "
+        f"({best['mae']:.4g}"
+        + (f" against {scores.iloc[1]['mae']:.4g} for {scores.iloc[1]['method']})" if len(scores) > 1 else ")")
+    )
+    if not np.isnan(best["coverage"]) and best["coverage"] < 0.5:
+        notes.append(
+            f"{best['method']}'s {ci_level:.0%} prediction intervals cover only {best['coverage']:.0%} "
+            "of the held-out points"
+        )
+    return ViaBacktest(
+        scores, pd.concat(frames, ignore_index=True), recommendation, [str(r) for r in held], links, notes
+    )
+
+
+def _via_score(
+    method: str, observed: np.ndarray, pred: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, Any]:
+    err = pred - observed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(err) / np.abs(observed)
+    return {
+        "method": method,
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mean_rel_error": float(np.mean(rel[np.isfinite(rel)])) if np.isfinite(rel).any() else np.nan,
+        "bias": float(np.mean(err)),
+        "coverage": np.nan if bounds is None else float(np.mean((observed >= bounds[0]) & (observed <= bounds[1]))),
+        "n_test": int(observed.size),
+    }
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The laws' extrapolation warnings stay quiet: a backtest extrapolates on purpose."""
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore")
+        yield

@@ -28,6 +28,7 @@ from scalinglab.observations import FitData, select_fit_data
 # fitted on a few decades says anything there, and the forms' powers overflow not far beyond.
 MAX_EXTRAPOLATION_DECADES = 100.0
 AUTO = "auto"
+STEPS_INPUT = "seen"  # samples processed so far: the input that makes a form steps-aware
 
 
 class ScalingLaw:
@@ -44,7 +45,8 @@ class ScalingLaw:
     replace the form's default grid. screen_iter: iterations every start gets before the best are polished.
     intervals: "profile" (default: profile-likelihood intervals, open on a side the data do not bound),
     "bootstrap" (percentiles of the bootstrap refits; needs bootstrap > 0) or None (no parameter intervals).
-    form "auto" chooses among the two-variable candidates by leave-one-run-out error (`selection_`).
+    form "auto" chooses among `candidates` (default: the two-variable forms of `fit.selection`; add
+    "data_constrained" to weigh every checkpoint) by leave-one-run-out error (`selection_`).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class ScalingLaw:
         starts: np.ndarray | None = None,
         screen_iter: int = 20,
         intervals: str | None = "profile",
+        candidates: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         self.form = form
         self.loss = loss
@@ -74,6 +77,7 @@ class ScalingLaw:
         self.starts = starts
         self.screen_iter = screen_iter
         self.intervals = intervals
+        self.candidates = candidates
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None = None, **selection: Any) -> ScalingLaw:
@@ -98,12 +102,23 @@ class ScalingLaw:
 
         self.loss_function()
         self._check_options()
+        from scalinglab.fit.selection import DEFAULT_CANDIDATES
+
+        candidates = tuple(self.candidates or DEFAULT_CANDIDATES)
+        steps_aware = [name for name in candidates if STEPS_INPUT in get_form(name).inputs]
         fit_data = self._fit_data(data, ("n", "d"), 5, columns, selection)
-        options = {k: v for k, v in self.get_params().items() if k != "form"}
-        chosen, laws = select_form(fit_data, **options)
+        checkpoints = None
+        if steps_aware:
+            if isinstance(data, FitData):
+                raise UserError(f"form '{steps_aware[0]}' needs the observations table (every checkpoint), not FitData")
+            free = max(get_form(name).n_params for name in steps_aware)
+            every = {**selection, "final_only": False}
+            checkpoints = self._fit_data(data, ("n", "d", STEPS_INPUT), free, columns, every)
+        options = {k: v for k, v in self.get_params().items() if k not in ("form", "candidates")}
+        chosen, laws = select_form(fit_data, candidates, checkpoints, **options)
         self.__dict__.update({k: v for k, v in laws[chosen.choice].__dict__.items() if k.endswith("_")})
         self.selection_ = chosen
-        self._fit_intervals(fit_data)
+        self._fit_intervals(checkpoints if chosen.choice in steps_aware else fit_data)
         return self
 
     def _fit_data(
@@ -116,6 +131,8 @@ class ScalingLaw:
     ) -> FitData:
         if isinstance(data, FitData):
             return data
+        if selection.get("final_only") is None:  # a steps-aware form takes every checkpoint unless told otherwise
+            selection = {**selection, "final_only": STEPS_INPUT not in inputs}
         return select_fit_data(
             data,
             inputs,
@@ -176,7 +193,7 @@ class ScalingLaw:
     def get_params(self) -> dict[str, Any]:
         """The configuration given to __init__ (as scikit-learn estimators report it)."""
         names = ("form", "loss", "delta", "over_weight", "higher_is_better", "ceiling", "bootstrap", "seed")
-        names += ("ci_level", "starts", "screen_iter", "intervals")
+        names += ("ci_level", "starts", "screen_iter", "intervals", "candidates")
         return {name: getattr(self, name) for name in names}
 
     def loss_function(self) -> Loss:
@@ -282,6 +299,21 @@ class ScalingLaw:
         self._check_finite(np.concatenate([lo, hi]), "interval", names, np.concatenate([lx, lx], axis=1))
         return point.reshape(shape), lo.reshape(shape), hi.reshape(shape)
 
+    def predict_frame(self, **inputs: Any) -> pd.DataFrame:
+        """Predictions as a table: one row per input point, a column per input, `prediction`, and `lower`
+        and `upper` (at `ci_level`) when the law was bootstrapped. `predict` returns the bare arrays."""
+        self._check_fitted()
+        names = self.form_.inputs
+        if set(inputs) != set(names):
+            self.predict(**inputs)  # the UserError that names the inputs the form needs
+        values = np.broadcast_arrays(*[np.asarray(inputs[k], dtype=float) for k in names])
+        arrays = dict(zip(names, values, strict=True))
+        frame = pd.DataFrame({k: v.ravel() for k, v in arrays.items()})
+        if self.bootstrap_theta_ is None:
+            return frame.assign(prediction=np.ravel(self.predict(**arrays)))
+        point, lower, upper = self.predict(return_ci=True, **arrays)
+        return frame.assign(prediction=point.ravel(), lower=lower.ravel(), upper=upper.ravel())
+
     def _check_inputs(self, names: tuple[str, ...], arrays: list[np.ndarray]) -> None:
         """Inputs must be finite, > 0 and within MAX_EXTRAPOLATION_DECADES of the fitted range."""
         for name, arr in zip(names, arrays, strict=True):
@@ -302,6 +334,42 @@ class ScalingLaw:
         if bad.size:
             at = ", ".join(f"{name} = {np.exp(lx[j, bad[0]]):g}" for j, name in enumerate(names))
             raise UserError(f"the {what} at {at} is not a finite number: the law overflows there")
+
+    def two_variable(self) -> ScalingLaw:
+        """This law as L(N, D): itself for a two-variable form; a steps-aware form at one epoch (S = D).
+
+        The data-constrained form reduces to chinchilla with its first five parameters when every sample is
+        seen once, so the surface, the iso-metric profile and the cost table read that chinchilla law, with
+        the same fit's intervals and warnings.
+        """
+        self._check_fitted()
+        form = self.form_
+        if STEPS_INPUT not in form.inputs:
+            return self
+        if form.name != "data_constrained":
+            raise UserError(f"form '{form.name}' has no two-variable reduction")
+        base = get_form("chinchilla")
+        keep = base.n_params
+        law = ScalingLaw(**{**self.get_params(), "form": base.name, "starts": None})
+        law.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
+        law.form_ = base
+        law.theta_ = self.theta_[:keep]
+        law.params_ = {k: v for k, v in self.params_.items() if k in base.param_names}
+        law.basins_ = self.basins_[:, :keep] if getattr(self, "basins_", None) is not None else None
+        law.hessian_ = self.hessian_[:keep, :keep] if getattr(self, "hessian_", None) is not None else None
+        law.domain_ = {k: self.domain_[k] for k in base.inputs}
+        law.best_point_ = {k: v for k, v in self.best_point_.items() if k != STEPS_INPUT}
+        if self.bootstrap_theta_ is not None:
+            law.bootstrap_theta_ = self.bootstrap_theta_[:, :keep]
+        if self.profile_ci_ is not None:
+            law.profile_ci_ = {k: v for k, v in self.profile_ci_.items() if k in base.param_names}
+        law.not_identified_ = [k for k in self.not_identified_ if k in base.param_names]
+        law.at_bounds_ = [k for k in getattr(self, "at_bounds_", []) if k in base.param_names]
+        law.warnings_ = list(self.warnings_) + [
+            f"L(N, D) is the {form.name} law at one epoch (each of D samples seen once)"
+        ]
+        law.reduced_from_ = form.name
+        return law
 
     def to_metric(self, error: np.ndarray) -> np.ndarray:
         """The metric in its own units from the fitted error (`ceiling - error` when higher is better)."""
@@ -372,6 +440,10 @@ class ScalingLaw:
             law.best_point_ = {k: float(v) for k, v in data["best_point"].items()}
             law.intervals = data.get("intervals", "bootstrap")
             law.selection_ = None
+            if data.get("selection") is not None:
+                from scalinglab.fit.selection import Selection
+
+                law.selection_ = Selection.from_dict(data["selection"])
             law.not_identified_ = [str(name) for name in data.get("not_identified", [])]
             law.profile_ci_ = None
             if law.intervals == "profile" and data.get("ci") is not None:

@@ -37,17 +37,25 @@ class Selection:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
         return {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "candidates": rows}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """The selection `to_dict` wrote (KeyError or TypeError when it is not one)."""
+        table = pd.DataFrame(list(data["candidates"])).fillna(value=np.nan)
+        return cls(table, str(data["choice"]), str(data["reason"]), str(data["held_out"]))
+
 
 def free_parameters(name: str) -> int:
     return int(get_form(name).free.size)
 
 
-def cross_validate(law: ScalingLaw, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+def cross_validate(
+    law: ScalingLaw, data: FitData, scored: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Refit `law`'s form without each run (or each point, when the data have no runs) and predict it.
 
-    Returns the held-out log residuals (n,) (log predicted - log observed, each point predicted by the fit
-    that did not see its run) and each point's fold index. All folds are solved in one batched optimisation,
-    each warm-started from the full fit's best basins.
+    Returns the held-out log residuals (log predicted - log observed, each point predicted by the fit
+    that did not see its run) and each point's fold index, at the points `scored` (indices; default all).
+    All folds are solved in one batched optimisation, each warm-started from the full fit's best basins.
     """
     form = law.form_
     lx, ly = np.log(data.inputs), np.log(data.y)
@@ -63,11 +71,20 @@ def cross_validate(law: ScalingLaw, data: FitData) -> tuple[np.ndarray, np.ndarr
     theta = refit.theta.reshape(n_folds, basins.shape[0], -1)[np.arange(n_folds), np.argmin(objective, axis=1)]
     with np.errstate(all="ignore"):
         predicted = form.log_predict(theta, lx)  # (F, n): fold f's law at every point
-    return predicted[fold, np.arange(data.n_points)] - ly, fold
+    points = np.arange(data.n_points) if scored is None else np.asarray(scored)
+    return predicted[fold[points], points] - ly[points], fold[points]
 
 
-def _score(name: str, law: ScalingLaw, data: FitData) -> dict[str, Any]:
-    residual, fold = cross_validate(law, data)
+def final_points(data: FitData) -> np.ndarray:
+    """Index of each run's last checkpoint (most samples seen) in all-checkpoint data, in run order."""
+    seen = data.inputs[data.input_names.index("seen")]
+    order = np.lexsort((seen, data.groups))
+    last = np.r_[data.groups[order][1:] != data.groups[order][:-1], True]
+    return order[last]
+
+
+def _score(name: str, law: ScalingLaw, data: FitData, scored: np.ndarray | None = None) -> dict[str, Any]:
+    residual, fold = cross_validate(law, data, scored)
     n_folds = int(fold.max()) + 1
     per_fold = np.bincount(fold, weights=np.abs(residual), minlength=n_folds) / np.bincount(fold)
     finite = np.isfinite(per_fold)
@@ -108,10 +125,16 @@ def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
 
 
 def select_form(
-    data: FitData, candidates: tuple[str, ...] | list[str] = DEFAULT_CANDIDATES, **law_options: Any
+    data: FitData,
+    candidates: tuple[str, ...] | list[str] = DEFAULT_CANDIDATES,
+    checkpoints: FitData | None = None,
+    **law_options: Any,
 ) -> tuple[Selection, dict[str, ScalingLaw]]:
     """Fit every candidate on all the data, score each by leave-one-run-out error, choose by the one-SE rule.
 
+    `checkpoints` (inputs n, d, seen: every checkpoint of the same runs) is what a steps-aware candidate
+    such as `data_constrained` is fitted on; it is scored at each held-out run's last checkpoint, the point
+    the other candidates predict, so every candidate answers the same question on the same folds.
     Returns the selection and every candidate's fit on all the data, keyed by form name: point fits with
     their diagnostics, without intervals (the caller computes those for the form it keeps).
     """
@@ -119,13 +142,18 @@ def select_form(
     rows, laws = [], {}
     for name in candidates:
         form = get_form(name)
-        if form.inputs != data.input_names:
+        fit_on, scored = data, None
+        if "seen" in form.inputs:
+            if checkpoints is None or checkpoints.groups is None:
+                raise UserError(f"form '{name}' needs every checkpoint of each run (columns samples_seen and run_id)")
+            fit_on, scored = checkpoints, final_points(checkpoints)
+        if form.inputs != fit_on.input_names:
             raise UserError(f"form '{name}' is a law in {', '.join(form.inputs)}; the data give {data.input_names}")
-        largest_fold = 1 if data.groups is None else int(np.unique(data.groups, return_counts=True)[1].max())
-        if data.n_points - largest_fold < free_parameters(name):
+        largest_fold = 1 if fit_on.groups is None else int(np.unique(fit_on.groups, return_counts=True)[1].max())
+        if fit_on.n_points - largest_fold < free_parameters(name):
             continue
-        laws[name] = ScalingLaw(form=name, **options).fit(data)
-        rows.append(_score(name, laws[name], data))
+        laws[name] = ScalingLaw(form=name, **options).fit(fit_on)
+        rows.append(_score(name, laws[name], fit_on, scored))
     if not rows:
         names = ", ".join(candidates)
         raise UserError(f"{data.n_points} points are too few to hold any out and fit any of: {names}")

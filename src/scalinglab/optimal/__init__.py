@@ -1,6 +1,7 @@
-"""Compute-optimal analysis: which model size, steps and data for a FLOPs budget, by three methods.
+"""Compute-optimal analysis: which model size, steps and data for a FLOPs budget, by three methods; whether
+the methods agree; and which run to train next (`suggest_runs`).
 
-`ComputeOptimal` and `parametric_allocation` are imported on first use (the CLI's --help stays light).
+The exports are imported on first use (the CLI's --help stays light).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 _EXPORTS = {
     "ComputeOptimal": "scalinglab.optimal.compute_optimal",
     "parametric_allocation": "scalinglab.optimal.parametric",
+    "suggest_runs": "scalinglab.optimal.suggest",
+    "Agreement": "scalinglab.optimal.agreement",
 }
 __all__ = list(_EXPORTS)
 

@@ -14,12 +14,16 @@ import pandas as pd
 from scalinglab.errors import UserError, check_flops_per_param_sample, check_level, check_whole
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.optimal import parametric
+from scalinglab.optimal.agreement import Agreement, compare_methods, domain_note, range_causes
 from scalinglab.optimal.curves import Curves, select_curves
-from scalinglab.optimal.envelope import envelope, near_optimal
-from scalinglab.optimal.isoflop import isoflop_minima
+from scalinglab.optimal.envelope import bin_usage, envelope, near_optimal
+from scalinglab.optimal.isoflop import isoflop_minima, isoflop_scan
 from scalinglab.optimal.powerfit import PowerLaw, fit_with_bootstrap
+from scalinglab.optimal.smoothing import smooth_curves
+from scalinglab.optimal.usage import envelope_usage, isoflop_usage, parametric_usage, usage_table
 
 METHODS = ("envelope", "isoflop", "parametric")
+ENVELOPES = ("robust", "raw")
 QUANTITY_COLUMNS = {"N": "n_params", "S": "steps", "D": "samples_seen"}
 
 
@@ -30,7 +34,10 @@ class ComputeOptimal:
     envelope. n_budgets: FLOPs budgets of the IsoFLOP profiles. tolerance: relative gap that still counts
     as near-optimal. bootstrap: run resamples for intervals (0: none). ci_level: their coverage.
     flops_per_param_sample: k in C = k N D (parametric). law: a fitted chinchilla `ScalingLaw` for the
-    parametric method (fitted here on the runs' final points when not given).
+    parametric method (fitted here on the runs' final points when not given). envelope: "robust" (each
+    run's curve smoothed first, so one outlying checkpoint cannot become optimal) or "raw" (the best raw
+    point per bin). budget: a FLOPs budget (besides the largest observed) at which the methods' answers
+    are compared and checked.
     """
 
     def __init__(
@@ -45,6 +52,8 @@ class ComputeOptimal:
         flops_per_param_sample: float = 6.0,
         ci_level: float = 0.95,
         law: ScalingLaw | None = None,
+        envelope: str = "robust",
+        budget: float | None = None,
     ) -> None:
         self.method = method
         self.higher_is_better = higher_is_better
@@ -56,6 +65,8 @@ class ComputeOptimal:
         self.flops_per_param_sample = flops_per_param_sample
         self.ci_level = ci_level
         self.law = law
+        self.envelope = envelope
+        self.budget = budget
 
     def fit(
         self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any
@@ -75,22 +86,44 @@ class ComputeOptimal:
         self.curves_ = curves
         self.laws_: dict[tuple[str, str], PowerLaw] = {}
         self.warnings_: list[str] = []
-        self.envelope_ = envelope(curves, self.n_bins)
-        self.near_optimal_ = near_optimal(curves, self.n_bins, self.tolerance)
+        self.usage_: dict[str, dict[str, Any]] = {}
+        self._envelopes(curves)
         self.isoflop_ = None
+        self.isoflop_dropped_ = None
         if "envelope" in methods:
-            self._fit_envelope(curves)
+            self._fit_envelope(self.envelope_curves_)
         if "isoflop" in methods:
             self._fit_isoflop(curves)
         if "parametric" in methods:
             self._fit_parametric(curves)
         if not self.laws_:
             raise UserError(f"{curves.source}: no method could be fitted: " + "; ".join(self.warnings_))
+        self._outlier_warning()
+        self.agreement_ = self.agreement(self.budget)
+        self.warnings_ += self.agreement_.warnings
+        for c in self.budgets(self.budget).values():
+            self.warnings_ += [
+                f"at {c:.3g} FLOPs, {row.method}: {row.note}" for row in self.predict(c).itertuples() if row.note
+            ]
         return self
+
+    def _envelopes(self, curves: Curves) -> None:
+        """The raw envelope, the smoothed curves with their outliers, and the envelope the method uses."""
+        self.raw_envelope_ = envelope(curves, self.n_bins)
+        self.smoothed_curves_, self.outliers_ = smooth_curves(curves)
+        robust = self.envelope == "robust"
+        self.envelope_curves_ = self.smoothed_curves_ if robust else curves
+        raw_value = curves.value if robust else None
+        self.envelope_ = envelope(self.envelope_curves_, self.n_bins, raw_value=raw_value)
+        self.near_optimal_ = near_optimal(self.envelope_curves_, self.n_bins, self.tolerance)
 
     def _check_options(self) -> None:
         if self.method not in (*METHODS, "all"):
             raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
+        if self.envelope not in ENVELOPES:
+            raise UserError(f"unknown envelope '{self.envelope}'; choose robust or raw")
+        if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
+            raise UserError(f"budget must be a finite number > 0 FLOPs, got {self.budget}")
         check_whole("n_bins", self.n_bins, minimum=1)
         check_whole("n_budgets", self.n_budgets, minimum=1)
         check_whole("bootstrap", self.bootstrap, unit="resamples")
@@ -103,6 +136,7 @@ class ComputeOptimal:
     # ---- the three methods -----------------------------------------------------------------------
     def _fit_envelope(self, curves: Curves) -> None:
         env = self.envelope_
+        self.usage_["envelope"] = envelope_usage(bin_usage(curves, self.n_bins), self.envelope, self.outliers_, env)
         if env.empty:
             self.warnings_.append("envelope: no FLOPs bin is reached by two runs; the runs do not overlap in compute")
             return
@@ -135,11 +169,13 @@ class ComputeOptimal:
                 self.laws_["envelope", quantity] = law
 
     def _fit_isoflop(self, curves: Curves) -> None:
-        minima, notes = isoflop_minima(curves, self.n_budgets)
-        self.isoflop_ = minima
+        minima, dropped, notes = isoflop_scan(curves, self.n_budgets)
+        self.isoflop_, self.isoflop_dropped_ = minima, dropped
+        self.usage_["isoflop"] = isoflop_usage(minima, dropped, notes, self.n_budgets)
         if len(minima) < 2:
             self.warnings_.append(f"isoflop: {len(minima)} usable budget(s), need 2 to fit N_opt(C)")
             self.warnings_.extend(notes)
+            self.warnings_.extend(f"isoflop: budget {r.budget:.3g} skipped: {r.reason}" for r in dropped.itertuples())
             return
 
         def points(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +188,7 @@ class ComputeOptimal:
 
     def _fit_parametric(self, curves: Curves) -> None:
         law = self.law
+        final = None
         if law is None:
             if curves.d is None:
                 self.warnings_.append("parametric: needs a samples_seen column (or a fitted law) to fit L(N, D)")
@@ -171,6 +208,7 @@ class ComputeOptimal:
             self.warnings_.append(f"parametric: needs a chinchilla law, not '{law.form_.name}'")
             return
         self.parametric_law_ = law
+        self.usage_["parametric"] = parametric_usage(final, law, self.flops_per_param_sample)
         k = self.flops_per_param_sample
         log_kn, a, log_kd, b = parametric.allocation_coefficients(law.params_, k)
         samples_n = samples_d = None
@@ -198,12 +236,85 @@ class ComputeOptimal:
         return pd.DataFrame(rows, columns=["method", "quantity", "exponent", "lower", "upper", "coefficient"])
 
     def predict(self, c: float) -> pd.DataFrame:
-        """N_opt, S_opt and D_opt at budget c by every fitted method, with intervals."""
+        """N_opt, S_opt and D_opt at budget c by every fitted method, with intervals.
+
+        `note` says why an answer is impossible at that budget (N_opt above C/k, D_opt under one sample,
+        S_opt under one step); it is "" for a possible one.
+        """
         self._check_fitted()
         if not c > 0:
             raise UserError(f"budget must be > 0 FLOPs, got {c}")
         rows = []
+        k = self.flops_per_param_sample
         for (method, quantity), law in self.laws_.items():
             interval = law.interval(c, self.ci_level) or (np.nan, np.nan)
-            rows.append((method, quantity, float(c), float(law.predict(c)), *interval))
-        return pd.DataFrame(rows, columns=["method", "quantity", "budget", "value", "lower", "upper"])
+            value = float(law.predict(c))
+            rows.append((method, quantity, float(c), value, *interval, domain_note(quantity, value, c, k)))
+        return pd.DataFrame(rows, columns=["method", "quantity", "budget", "value", "lower", "upper", "note"])
+
+    def budgets(self, budget: float | None = None) -> dict[str, float]:
+        """The budgets the methods are compared at: the largest observed, and `budget` when given."""
+        self._check_fitted()
+        out = {"largest observed budget": float(self.curves_.c.max())}
+        if budget is not None and not np.isclose(budget, out["largest observed budget"]):
+            out["requested budget"] = float(budget)
+        return out
+
+    def agreement(self, budget: float | None = None) -> Agreement:
+        """Whether the methods agree on each exponent and at the largest observed budget (and `budget`)."""
+        self._check_fitted()
+        budgets = self.budgets(budget)
+        causes, at_budget = range_causes(self.usage_, budgets)
+        return compare_methods(self.laws_, budgets, self.ci_level, self._causes(causes), at_budget)
+
+    def _causes(self, causes: dict[str, list[str]]) -> dict[str, list[str]]:
+        """What may make each method differ: its range, dropped points, outliers, the law's identifiability."""
+        iso = self.usage_.get("isoflop")
+        if iso and iso["dropped"]:
+            edge = [d for d in iso["dropped"] if "outside the sizes sampled" in d["reason"]]
+            if edge:
+                causes["isoflop"].append(
+                    f"isoflop dropped {len(edge)} of {self.n_budgets} budgets because the best size lies at the "
+                    "edge of the sizes sampled there"
+                )
+        if len(self.outliers_) and "envelope" in causes:
+            raw_picks = self.raw_envelope_.merge(self.outliers_[["run_id", "flops"]], on=["run_id", "flops"])
+            if self.envelope == "raw" and len(raw_picks):
+                row = raw_picks.iloc[0]
+                causes["envelope"].append(
+                    f"the raw envelope takes {len(raw_picks)} outlying checkpoint(s) as optimal (e.g. run "
+                    f"{row['run_id']} at {row['flops']:.3g} FLOPs); try the robust envelope"
+                )
+        law = getattr(self, "parametric_law_", None)
+        if law is not None and "parametric" in causes:
+            if law.not_identified_:
+                causes["parametric"].append(
+                    f"the parametric law does not identify {', '.join(law.not_identified_)} (profile interval open)"
+                )
+            if law.at_bounds_:
+                causes["parametric"].append(f"the parametric law has {', '.join(law.at_bounds_)} at the search bounds")
+            causes["parametric"] += [f"the parametric law warns: {w}" for w in law.warnings_ if "last point" not in w]
+        return causes
+
+    def _outlier_warning(self) -> None:
+        """Say when the raw envelope would take an outlying checkpoint as optimal (and what was done)."""
+        picked = self.raw_envelope_.merge(self.outliers_[["run_id", "flops", "smoothed"]], on=["run_id", "flops"])
+        if not len(picked):
+            return
+        row = picked.iloc[0]
+        done = (
+            "the robust envelope smooths each run's curve and does not take it"
+            if self.envelope == "robust"
+            else "the raw envelope takes it as optimal; the robust envelope (the default) would not"
+        )
+        self.warnings_.append(
+            f"envelope: {len(picked)} outlying checkpoint(s) would be optimal in the raw envelope, e.g. run "
+            f"{row['run_id']} at {row['flops']:.3g} FLOPs reads {row['value']:.4g} where its smoothed curve reads "
+            f"{row['smoothed']:.4g}; {done}"
+        )
+
+    @property
+    def usage_table_(self) -> pd.DataFrame:
+        """One row per method: what it used (points, FLOPs range, runs per point) and what it dropped, why."""
+        self._check_fitted()
+        return usage_table(self.usage_)

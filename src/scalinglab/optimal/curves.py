@@ -69,17 +69,26 @@ def select_curves(
     split: str | None = None,
     higher_is_better: bool = False,
 ) -> Curves:
-    """Validate and collect the curve points; C comes from the `c` role (default `flops`)."""
-    cols = resolve_columns(columns)
+    """Validate and collect the curve points; C comes from the `c` role (default `flops`).
+
+    Samples seen D come from the `d` role (default `samples_seen`) and steps from `steps` (default
+    `steps`); both are optional when left at their defaults, and a named column that is missing is an error.
+    """
+    given = {k: v for k, v in (columns or {}).items() if v}
+    cols = resolve_columns({k: v for k, v in given.items() if k not in ("d", "steps")})
     frame, is_csv = prepare_frame(table, source, metric, split)
     if cols["run"] not in frame.columns:
         raise UserError(f"{source}: no column '{cols['run']}': the compute-optimal analysis needs runs (--run)")
+    optional_cols = {"s": given.get("steps", "steps"), "d": given.get("d", "samples_seen")}
+    for role, option in (("s", "steps"), ("d", "d")):
+        if option in given and optional_cols[role] not in frame.columns:
+            raise UserError(f"{source}: no column '{optional_cols[role]}' (given for --{option})")
     n = numeric_column(frame, cols["n"], "N", source, is_csv)
     c = numeric_column(frame, cols["c"], "C (training FLOPs)", source, is_csv)
     require_positive(n, frame, cols["n"], source, is_csv, "parameters")
     require_positive(c, frame, cols["c"], source, is_csv, "FLOPs")
     optional = {}
-    for role, column in (("s", "steps"), ("d", "samples_seen")):
+    for role, column in optional_cols.items():
         optional[role] = numeric_column(frame, column, role, source, is_csv) if column in frame.columns else None
     value = numeric_column(frame, cols["y"], "--y", source, is_csv)
     run = frame[cols["run"]].astype(str).to_numpy()

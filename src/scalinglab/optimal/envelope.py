@@ -40,16 +40,40 @@ def _rows(
     return frame.assign(**extra)
 
 
-def envelope(curves: Curves, n_bins: int = 30, min_runs: int = 2) -> pd.DataFrame:
+def envelope(curves: Curves, n_bins: int = 30, min_runs: int = 2, raw_value: np.ndarray | None = None) -> pd.DataFrame:
     """The best point per bin, in bins where at least `min_runs` runs have points.
 
-    Columns: bin_flops, run_id, n_params, flops, value, (steps, samples_seen), runs_in_bin.
+    Columns: bin_flops, run_id, n_params, flops, value, (steps, samples_seen), runs_in_bin; with
+    `raw_value` (the unsmoothed value of every point of smoothed curves), also raw_value.
     """
     picks, bins, centres = _best_per_run_and_bin(curves, n_bins, min_runs)
     order = np.lexsort((curves.score[picks], bins))
     lead = order[np.r_[True, bins[order][1:] != bins[order][:-1]]] if order.size else order
-    runs_in_bin = np.bincount(bins, minlength=n_bins)[bins[lead]]
-    return _rows(curves, picks[lead], bins[lead], centres, runs_in_bin=runs_in_bin)
+    extra = {"runs_in_bin": np.bincount(bins, minlength=n_bins)[bins[lead]]}
+    if raw_value is not None:
+        extra["raw_value"] = raw_value[picks[lead]]
+    return _rows(curves, picks[lead], bins[lead], centres, **extra)
+
+
+def bin_usage(curves: Curves, n_bins: int = 30, min_runs: int = 2) -> pd.DataFrame:
+    """Every FLOPs bin that has points: its centre, edges, runs and points in it, and whether the envelope uses it."""
+    index, centres = flops_bins(curves.c, n_bins)
+    edges = np.geomspace(curves.c.min(), curves.c.max() * (1 + 1e-12), n_bins + 1)
+    _, code = np.unique(curves.run, return_inverse=True)
+    points = np.bincount(index, minlength=n_bins)
+    pairs = np.unique(index * (code.max() + 1) + code)
+    runs = np.bincount(pairs // (code.max() + 1), minlength=n_bins)
+    present = np.flatnonzero(points)
+    return pd.DataFrame(
+        {
+            "bin_flops": centres[present],
+            "flops_low": edges[present],
+            "flops_high": edges[present + 1],
+            "runs": runs[present],
+            "points": points[present],
+            "used": runs[present] >= min_runs,
+        }
+    )
 
 
 def near_optimal(curves: Curves, n_bins: int = 30, tolerance: float = 0.01, min_runs: int = 2) -> pd.DataFrame:

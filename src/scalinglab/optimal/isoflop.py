@@ -49,30 +49,56 @@ def isoflop_minima(
     curves: Curves, n_budgets: int = 10, min_runs: int = 3, window: int = 7
 ) -> tuple[pd.DataFrame, list[str]]:
     """One row per usable budget: budget, n_opt, value at the vertex, runs used; and notes on skipped ones."""
+    minima, dropped, notes = isoflop_scan(curves, n_budgets, min_runs, window)
+    notes += [f"isoflop: budget {row.budget:.3g} skipped: {row.reason}" for row in dropped.itertuples()]
+    return minima, notes
+
+
+def isoflop_scan(
+    curves: Curves, n_budgets: int = 10, min_runs: int = 3, window: int = 7
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The usable budgets, the dropped ones with why, and notes on why no budget could be tried.
+
+    minima: budget, n_opt, value (at the vertex), runs (reaching the budget), sizes (model sizes
+    reaching it), fitted (sizes in the parabola), n_low and n_high (the sizes fitted span).
+    dropped: budget, sizes, reason, cause ("too few sizes", "edge" or "not convex").
+    """
     runs = _per_run(curves)
-    columns = ["budget", "n_opt", "value", "runs"]
+    columns = ["budget", "n_opt", "value", "runs", "sizes", "fitted", "n_low", "n_high"]
+    dropped_columns = ["budget", "sizes", "reason", "cause"]
     if len(runs) < min_runs:
-        return pd.DataFrame(columns=columns), [f"isoflop: {len(runs)} runs with curves (need {min_runs})"]
+        notes = [f"isoflop: {len(runs)} runs with curves (need {min_runs})"]
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=dropped_columns), notes
     lo = np.quantile([lc[0] for _, lc, _ in runs], 0.2)
     hi = np.quantile([lc[-1] for _, lc, _ in runs], 0.8)
     if not hi > lo:
-        return pd.DataFrame(columns=columns), ["isoflop: the runs' FLOPs ranges do not overlap"]
-    notes: list[str] = []
-    rows = []
+        notes = ["isoflop: the runs' FLOPs ranges do not overlap"]
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=dropped_columns), notes
+    rows, dropped = [], []
     for log_budget in np.linspace(lo, hi, n_budgets):
         budget = float(np.exp(log_budget))
         sizes, scores, counts = _at_budget(runs, log_budget)
         if sizes.size < min_runs:
-            notes.append(f"isoflop: budget {budget:.3g} skipped: {sizes.size} model sizes reach it (need {min_runs})")
+            reason = f"{sizes.size} model sizes reach it (need {min_runs})"
+            dropped.append((budget, int(sizes.size), reason, "too few sizes"))
             continue
         log_n, score = _near_minimum(np.log(sizes), scores, window)
         curv, slope, const = np.polyfit(log_n, score, 2)
-        vertex = -slope / (2 * curv) if curv > 0 else np.nan
-        if not (curv > 0 and log_n.min() <= vertex <= log_n.max()):
-            notes.append(f"isoflop: budget {budget:.3g} skipped: the best size lies outside the sizes sampled there")
+        if not curv > 0:
+            reason = "the profile over the sizes sampled is not convex (no minimum inside them)"
+            dropped.append((budget, int(sizes.size), reason, "not convex"))
+            continue
+        vertex = -slope / (2 * curv)
+        if not log_n.min() <= vertex <= log_n.max():
+            side = "smallest" if vertex < log_n.min() else "largest"
+            reason = (
+                f"the best size lies outside the sizes sampled there ({np.exp(log_n.min()):.3g}.."
+                f"{np.exp(log_n.max()):.3g}), beyond the {side}"
+            )
+            dropped.append((budget, int(sizes.size), reason, "edge"))
             continue
         best = const - slope**2 / (4 * curv)
-        rows.append(
-            (budget, float(np.exp(vertex)), float(-best if curves.higher_is_better else best), int(counts.sum()))
-        )
-    return pd.DataFrame(rows, columns=["budget", "n_opt", "value", "runs"]), notes
+        value = float(-best if curves.higher_is_better else best)
+        low, high = float(np.exp(log_n.min())), float(np.exp(log_n.max()))
+        rows.append((budget, float(np.exp(vertex)), value, int(counts.sum()), int(sizes.size), log_n.size, low, high))
+    return pd.DataFrame(rows, columns=columns), pd.DataFrame(dropped, columns=dropped_columns), []

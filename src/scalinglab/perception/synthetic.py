@@ -34,6 +34,11 @@ CLASS_PROBS = CLASS_WEIGHTS / CLASS_WEIGHTS.sum()
 LOOKALIKES = {"car": "barrier", "truck": "billboard", "pedestrian": "bollard", "cyclist": "bicycle", "sign": "lamp"}
 
 
+# Named shifts of the synthetic scenes for extra eval sets (task option overrides): "hard" adds unlabelled
+# look-alikes and shadow patches and places objects deeper (smaller in the image).
+EVAL_PRESETS: dict[str, dict[str, float]] = {"hard": {"lookalikes": 2.0, "shadows": 2.0, "max_depth": 14.0}}
+
+
 @dataclass(frozen=True)
 class SceneOptions:
     height: int = 96

@@ -1,8 +1,10 @@
-"""Everything a report shows, computed once from an observations table: the fitted L(N, D), the
-compute-optimal laws, the iso-metric profile and cost table, the near-optimal runs and every warning."""
+"""Everything a report shows, computed once from an observations table: the fitted L(N, D) (form chosen by
+held-out runs), the train-split law beside it, the compute-optimal laws at one data scale, the iso-metric
+profile and cost table, and every warning."""
 
 from __future__ import annotations
 
+import warnings as pywarnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
+
+CANONICAL = {"n": "n_params", "d": "dataset_size", "y": "value", "c": "flops", "run": "run_id"}
 
 
 @dataclass
@@ -30,6 +34,12 @@ class Analysis:
     profile: Profile | None = None
     costs: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    train_law: ScalingLaw | None = None  # the same form fitted on the train split, when the table has one
+    train_final: pd.DataFrame | None = None
+    envelope_scale: float | None = None  # the data scale the compute-optimal laws use (None: every run)
+    marks: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # other studies' compute
+    all_points: bool = False
+    verdict: list[str] = field(default_factory=list)  # filled by write_report from what the page shows
 
 
 def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -46,6 +56,18 @@ def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
     return read_table(path), str(path)
 
 
+def rename_columns(obs: pd.DataFrame, columns: dict[str, str | None] | None, source: str) -> pd.DataFrame:
+    """The table with the columns named by role (n, d, y, c, run) renamed to the schema's names."""
+    mapping = {}
+    for role, column in (columns or {}).items():
+        if column is None or role not in CANONICAL or column == CANONICAL[role]:
+            continue
+        if column not in obs.columns:
+            raise UserError(f"{source}: no column '{column}' (given for --{role})")
+        mapping[column] = CANONICAL[role]
+    return obs.drop(columns=[c for c in mapping.values() if c in obs.columns]).rename(columns=mapping)
+
+
 def _select(obs: pd.DataFrame, metric: str, split: str | None, source: str) -> pd.DataFrame:
     frame = obs
     if "metric" in frame:
@@ -58,7 +80,39 @@ def _select(obs: pd.DataFrame, metric: str, split: str | None, source: str) -> p
         if split not in set(frame["split"]):
             raise UserError(f"{source}: column 'split' has no '{split}' rows")
         frame = frame[frame["split"] == split]
+    if frame.empty:
+        raise UserError(f"{source}: no rows for metric '{metric}'")
+    if "value" not in frame:
+        raise UserError(f"{source}: no column 'value' (the metric; name another with --y)")
     return frame
+
+
+def _final_points(rows: pd.DataFrame) -> pd.DataFrame:
+    order = "steps" if "steps" in rows else "flops" if "flops" in rows else None
+    if "run_id" not in rows or order is None:
+        return rows
+    return rows.sort_values(order, kind="stable").groupby("run_id").tail(1)
+
+
+def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
+    """The data scale whose runs the envelope uses: "largest" (default, as the seed's Fig 2), a number, or
+    None / "all" for every run. A table without `data_scale` uses every run."""
+    if data_scale in (None, "all") or "data_scale" not in rows:
+        return None
+    scales = np.sort(pd.to_numeric(rows["data_scale"], errors="coerce").dropna().unique())
+    if scales.size == 0:
+        return None
+    if data_scale == "largest":
+        return float(scales[-1])
+    try:
+        wanted = float(data_scale)
+    except (TypeError, ValueError):
+        raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest' or 'all'") from None
+    if not np.any(np.isclose(scales, wanted)):
+        raise UserError(
+            f"--data-scale: no runs at data scale {wanted:g}; the table has {', '.join(f'{s:g}' for s in scales)}"
+        )
+    return wanted
 
 
 def analyse(
@@ -70,61 +124,159 @@ def analyse(
     improvement: float = 0.01,
     bootstrap: int = 200,
     title: str | None = None,
+    form: str = "auto",
+    all_points: bool = False,
+    data_scale: str | float | None = "largest",
+    columns: dict[str, str | None] | None = None,
+    marks: dict[str, pd.DataFrame] | None = None,
+    intervals: str | None = "profile",
 ) -> Analysis:
-    """Fit what the data supports; what it does not support becomes a warning, not a failure."""
+    """Fit what the data supports; what it does not support becomes a warning, not a failure.
+
+    `form` is the L(N, D) form ("auto": chosen by leave-one-run-out error); `all_points` fits every
+    checkpoint instead of each run's last; `data_scale` picks the runs of the envelope; `columns` maps roles
+    (n, d, y, c, run) to column names; `marks` are other studies' tables whose compute the envelope marks;
+    `intervals` is the law's interval method (ScalingLaw's `intervals`).
+    """
+    obs = rename_columns(obs, columns, source)
     if split is not None and "split" in obs and split not in set(obs["split"]):
         split = None
     rows = _select(obs, metric, split, source)
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
     check_improvement(improvement, higher_is_better)
-    order = "steps" if "steps" in rows else "flops"
-    final = rows.sort_values(order).groupby("run_id").tail(1) if "run_id" in rows else rows
+    final = _final_points(rows)
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
-    selection = {"metric": metric, "split": split, "source": source}
+    result.all_points = all_points
+    selection = {"metric": metric, "split": split, "source": source, "final_only": not all_points}
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        _fit_law(result, obs, form, bootstrap, selection, intervals)
+        _fit_train_law(result, obs, rows, selection)
+        _fit_optimal(result, obs, rows, bootstrap, data_scale, selection)
+        _profile_and_costs(result, improvement)
+    result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
+    result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
+    return result
+
+
+def _fit_law(
+    result: Analysis, obs: pd.DataFrame, form: str, bootstrap: int, selection: dict, intervals: str | None
+) -> None:
     try:
-        law = ScalingLaw("chinchilla", higher_is_better=higher_is_better, bootstrap=bootstrap, seed=0)
-        result.law = law.fit(obs, **selection)
-        result.warnings += [f"L(N, D) fit: {w}" for w in law.warnings_]
+        law = ScalingLaw(
+            form, higher_is_better=result.higher_is_better, bootstrap=bootstrap, seed=0, intervals=intervals
+        )
+        law.fit(obs, **selection)
+        # a steps-aware form (every checkpoint) reports its L(N, D) at one epoch: surface, profile, costs
+        result.law = law.two_variable() if hasattr(law, "two_variable") and len(law.form_.inputs) > 2 else law
+        result.warnings += [f"L(N, D) fit: {w}" for w in result.law.warnings_ if "pass --all-points" not in w]
     except UserError as exc:
         result.warnings.append(f"L(N, D) not fitted: {exc}")
-    if "flops" in obs and "run_id" in obs:
-        try:
-            optimal = ComputeOptimal(
-                method="all", higher_is_better=higher_is_better, bootstrap=bootstrap, law=result.law
-            )
-            result.optimal = optimal.fit(obs, **selection)
-            result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
-        except UserError as exc:
-            result.warnings.append(f"compute-optimal laws not fitted: {exc}")
-    if result.law is not None:
-        try:
-            result.profile = iso_metric_profile(result.law, improvement=improvement)
-        except UserError as exc:
-            result.warnings.append(f"iso-metric profile: {exc}")
-        try:
-            result.costs = cost_table(result.law)
-        except UserError as exc:
-            result.warnings.append(f"cost of improvement: {exc}")
-        exponents = [result.law.params_[p] for p in ("alpha", "beta")]
-        if min(exponents) < 0.02:
-            result.warnings.append(
-                "an exponent is near zero: over this grid the metric barely moves with N or D, so the law"
-                " cannot say how it scales further"
-            )
-        if len(final) < 3 * result.law.form_.n_params:
-            result.warnings.append(
-                f"{len(final)} runs for a {result.law.form_.n_params}-parameter law: intervals are wide and"
-                " extrapolation is weakly supported"
-            )
-    return result
+
+
+def _fit_train_law(result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, selection: dict) -> None:
+    """The eval law's form on the train split (the seed fits both), when the table has train rows."""
+    if result.law is None or result.split == "train" or "split" not in obs:
+        return
+    train = obs[(obs["split"] == "train") & (obs["metric"] == result.metric if "metric" in obs else True)]
+    if train.empty:
+        return
+    try:
+        law = ScalingLaw(result.law.form_.name, higher_is_better=result.higher_is_better, intervals=None)
+        result.train_law = law.fit(obs, **{**selection, "split": "train"})
+        result.train_final = _final_points(train)
+    except UserError as exc:
+        result.warnings.append(f"train-split law not fitted: {exc}")
+
+
+def _fit_optimal(
+    result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict
+) -> None:
+    if "flops" not in obs or "run_id" not in obs:
+        return
+    scale = choose_data_scale(rows, data_scale)
+    table = obs if scale is None else obs[np.isclose(pd.to_numeric(obs["data_scale"], errors="coerce"), scale)]
+    if scale is not None and table[table["run_id"].isin(rows["run_id"])]["n_params"].nunique() < 2:
+        result.warnings.append(
+            f"compute-optimal: data scale {scale:g} has one model size; the envelope uses every run (--data-scale all)"
+        )
+        scale, table = None, obs
+    result.envelope_scale = scale
+    law = _parametric_law(result, obs, bootstrap, selection)
+    try:
+        optimal = ComputeOptimal(method="all", higher_is_better=result.higher_is_better, bootstrap=bootstrap, law=law)
+        result.optimal = optimal.fit(table, **{k: v for k, v in selection.items() if k != "final_only"})
+        result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
+    except UserError as exc:
+        result.warnings.append(f"compute-optimal laws not fitted: {exc}")
+
+
+def _parametric_law(result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict) -> ScalingLaw | None:
+    """The chinchilla law the parametric method needs: the report's law when it is one, else the full form
+    fitted on the same points (said in a warning, with that fit's own warnings)."""
+    law = result.law
+    if law is None or law.form_.name == "chinchilla" or law.form_.inputs != ("n", "d"):
+        return law
+    try:
+        full = ScalingLaw("chinchilla", higher_is_better=result.higher_is_better, bootstrap=bootstrap, intervals=None)
+        full.fit(obs, **selection)
+    except UserError as exc:
+        result.warnings.append(f"parametric: the chinchilla law it needs was not fitted: {exc}")
+        return None
+    notes = [w for w in full.warnings_ if "pass --all-points" not in w]
+    result.warnings.append(
+        f"parametric: uses the full chinchilla law fitted on the same points (the chosen {law.form_.name} form "
+        "has no allocation rule)" + (f"; that fit warns: {'; '.join(notes)}" if notes else "")
+    )
+    return full
+
+
+def _profile_and_costs(result: Analysis, improvement: float) -> None:
+    law = result.law
+    if law is None:
+        return
+    try:
+        result.profile = iso_metric_profile(law, improvement=improvement)
+    except UserError as exc:
+        result.warnings.append(f"iso-metric profile: {exc}")
+    try:
+        result.costs = cost_table(law)
+    except UserError as exc:
+        result.warnings.append(f"cost of improvement: {exc}")
+    exponents = [law.params_[p] for p in ("alpha", "beta") if p in law.params_]
+    if exponents and min(exponents) < 0.02:
+        result.warnings.append(
+            "an exponent is near zero: over this grid the metric barely moves with N or D, so the law"
+            " cannot say how it scales further"
+        )
+    free = int(law.form_.free.size) if hasattr(law.form_, "free") else law.form_.n_params
+    if len(result.final) < 3 * free:
+        result.warnings.append(
+            f"{len(result.final)} runs for a {free}-parameter law: intervals are wide and"
+            " extrapolation is weakly supported"
+        )
+
+
+def compute_marks(table: pd.DataFrame, limit: int = 8) -> list[tuple[str, float]]:
+    """Another study's compute to mark on the envelope: each model size's largest training FLOPs."""
+    if "flops" not in table or "n_params" not in table:
+        raise UserError("--mark: the marked study has no 'flops' and 'n_params' columns")
+    top = table.groupby("n_params")["flops"].max().sort_index()
+    scales = table.groupby("n_params")["model_scale"].first() if "model_scale" in table else None
+    marks = [(f"{scales[n]:g}X" if scales is not None else f"N={n:.2g}", float(c)) for n, c in top.items()]
+    return marks[:: max(1, int(np.ceil(len(marks) / limit)))]
 
 
 def headline(analysis: Analysis) -> dict[str, float]:
     """The numbers the demo prints: exponents and the compute-optimal model at the largest budget."""
     out: dict[str, float] = {}
     if analysis.law is not None:
-        out.update({k: analysis.law.params_[k] for k in ("alpha", "beta", "E")})
+        params = dict(analysis.law.params_)
+        if {"A", "B", "alpha"} <= set(params):  # the nested chinchilla forms: no floor is E = 0, shared is beta = alpha
+            params.setdefault("E", 0.0)
+            params.setdefault("beta", params["alpha"])
+        out.update({k: params[k] for k in ("alpha", "beta", "E") if k in params})
     if analysis.optimal is not None:
         budget = float(analysis.final["flops"].max()) if "flops" in analysis.final else np.nan
         table = analysis.optimal.predict(budget)

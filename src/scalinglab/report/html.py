@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import warnings
 from functools import partial
 from html import escape
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from scalinglab.cli.render import fmt, percent
+from scalinglab.fit.law import ScalingLaw
 from scalinglab.report import figures
 from scalinglab.report.analysis import Analysis
+from scalinglab.report.summary import summary
+from scalinglab.report.verdict import verdict
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; line-height: 1.45; }
@@ -95,7 +101,11 @@ def _law_table(analysis: Analysis) -> pd.DataFrame:
                 "estimate": v,
                 f"lower {level}": ci.get(k, (None, None))[0],
                 f"upper {level}": ci.get(k, (None, None))[1],
-                "identified": "no" if k in law.not_identified_ else "yes",
+                "identified": "at a bound"
+                if k in getattr(law, "at_bounds_", [])
+                else "no"
+                if k in law.not_identified_
+                else "yes",
                 "bootstrap SE": se.get(k),
             }
             for k, v in law.params_.items()
@@ -104,24 +114,30 @@ def _law_table(analysis: Analysis) -> pd.DataFrame:
 
 
 def write_report(analysis: Analysis, output: str | Path) -> Path:
-    """Write `output/index.html` (and figures/, observations.csv) for one analysed study."""
+    """Write `output/index.html` (and figures/, observations.csv, summary.json) for one analysed study;
+    fills `analysis.verdict` with the sentences at the top of the page."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     page = Page(output, analysis.title)
-    _overview(page, analysis)
-    if analysis.law is not None:
-        _law_section(page, analysis)
-    if {"model_scale", "data_scale"} <= set(analysis.final.columns):
-        page.heading("Relative change per model and data scale")
-        page.figure(
-            "heatmap",
-            figures.relative_heatmap(analysis.final, analysis.metric, analysis.higher_is_better),
-            f"Relative change of {analysis.metric} per model scale x data scale against 1X/1X",
-        )
-    if analysis.optimal is not None:
-        _optimal_section(page, analysis)
-    _data_section(page, analysis)
+    with warnings.catch_warnings():  # the figures draw extrapolation dashed instead of warning per point
+        warnings.simplefilter("ignore")
+        analysis.verdict = verdict(analysis)  # from the law, profile and intervals this page shows
+        _verdict(page, analysis)
+        _overview(page, analysis)
+        if analysis.law is not None:
+            _law_section(page, analysis)
+        if {"model_scale", "data_scale"} <= set(analysis.final.columns):
+            _scales_section(page, analysis)
+        if analysis.optimal is not None:
+            _optimal_section(page, analysis)
+        _data_section(page, analysis)
+    (output / "summary.json").write_text(json.dumps(summary(analysis), indent=2) + "\n")
     return page.write(analysis.title)
+
+
+def _verdict(page: Page, analysis: Analysis) -> None:
+    page.heading("Verdict")
+    page.parts.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in analysis.verdict) + "</ul>")
 
 
 def _overview(page: Page, analysis: Analysis) -> None:
@@ -129,7 +145,8 @@ def _overview(page: Page, analysis: Analysis) -> None:
     runs = analysis.final["run_id"].nunique() if "run_id" in analysis.final else len(analysis.final)
     page.text(
         f"Source: {analysis.source}. Metric: {analysis.metric} ({direction}), split: {analysis.split or 'all'}; "
-        f"{runs} runs, {len(analysis.observations)} observation rows."
+        f"{runs} runs, {len(analysis.observations)} observation rows. Improvements are in % with positive = "
+        "better, whichever way the metric runs. Machine-readable summary: summary.json."
     )
     if analysis.warnings:
         page.heading("Warnings")
@@ -137,23 +154,40 @@ def _overview(page: Page, analysis: Analysis) -> None:
             page.warning(warning)
 
 
+def fit_target(law: ScalingLaw, metric: str) -> str:
+    """What the law is fitted on, in words: "log minADE", or "log(1 - mAP)" for a higher-is-better metric."""
+    return f"log({law.ceiling:g} - {metric})" if law.higher_is_better else f"log {metric}"
+
+
 def _law_section(page: Page, analysis: Analysis) -> None:
     law, metric = analysis.law, analysis.metric
-    page.heading("Performance law L(N, D) = E + A / N^alpha + B / D^beta")
-    intervals = (
-        f"{percent(law.ci_level)} intervals from bootstrap refits over runs"
-        if law.bootstrap_theta_ is not None
-        else "no intervals (no bootstrap refits)"
+    page.heading(f"Performance law: {law.form_.formula}")
+    if law.selection_ is not None:
+        sel = law.selection_
+        page.text(f"Form chosen by leave-one-{sel.unit}-out error: {sel.choice} ({sel.reason}).")
+        page.table(selection_table(sel))
+    intervals = {
+        "profile": f"{percent(law.ci_level)} profile-likelihood intervals (open where the data do not bound a side)",
+        "bootstrap": f"{percent(law.ci_level)} intervals from bootstrap refits over runs",
+    }.get(law.intervals, "no intervals")
+    points = (
+        "every checkpoint of every run"
+        if analysis.all_points
+        else "the final point of each run (--all-points fits every checkpoint)"
     )
     page.text(
-        f"Fitted on the final point of each run ({law.n_points_} points), summed {law.loss_function().kind} loss "
-        f"on log {metric}, {law.n_starts_} starts; {intervals}."
+        f"Fitted on {points}: {law.n_points_} points; summed {law.loss_function().kind} loss "
+        f"on {fit_target(law, metric)}, {law.n_starts_} starts; {intervals}."
     )
     page.table(_law_table(analysis))
+    if law.form_.inputs != ("n", "d"):
+        page.text(f"The {law.form_.name} form is a law in {', '.join(law.form_.inputs)}: no L(N, D) figures.")
+        return
     page.figure(
         "law_contour",
         figures.law_contour(law, analysis.final, metric, analysis.profile),
-        f"Fitted {metric}(N, D) with the observed runs and the iso-metric profile",
+        f"Fitted {metric}(N, D) at evenly spaced levels with the observed runs, the iso-metric profile and its "
+        "cheapest point; dashed: outside the fitted range",
     )
     p = analysis.profile
     if p is not None:
@@ -161,8 +195,8 @@ def _law_section(page: Page, analysis: Analysis) -> None:
         page.text(
             f"Iso-metric profile: {metric} = {p.target:.4g}, {goal} the law at the reference run "
             f"(N = {p.reference['n']:.4g}, D = {p.reference['d']:.4g}). Cheapest point on it with "
-            f"C = {p.flops_per_param_sample:g}ND: N = {p.cheapest['n']:.4g}, D = {p.cheapest['d']:.4g} "
-            f"({p.multipliers['flops']:.3g}x the reference's compute)."
+            f"C = {p.flops_per_param_sample:g}ND (the red diamond): N = {p.cheapest['n']:.4g}, "
+            f"D = {p.cheapest['d']:.4g} ({p.multipliers['flops']:.3g}x the reference's compute)."
         )
     if analysis.costs is not None:
         page.heading("Cost of improvement")
@@ -170,20 +204,64 @@ def _law_section(page: Page, analysis: Analysis) -> None:
     page.figure(
         "diagnostics",
         figures.diagnostics_figure(law, analysis.final.copy(), metric),
-        "Fit diagnostics: predicted vs observed and log residuals against N, D and C",
+        "Fit diagnostics: predicted vs observed and log(observed / predicted) against N, D and C",
+    )
+    if analysis.train_law is not None and analysis.train_final is not None:
+        page.heading("Train and eval laws")
+        laws = {"train": (analysis.train_law, analysis.train_final), analysis.split or "eval": (law, analysis.final)}
+        page.figure(
+            "train_eval",
+            figures.train_eval_figure(laws, metric),
+            f"The {law.form_.name} law fitted on the train and on the {analysis.split} split, side by side",
+        )
+        rows = [{"split": split, **fitted.params_} for split, (fitted, _) in laws.items()]
+        page.table(pd.DataFrame(rows))
+
+
+def selection_table(selection) -> pd.DataFrame:
+    """The form-selection table: every candidate's held-out error, the chosen form marked."""
+    table = selection.table
+    columns = [
+        c for c in ("form", "free_params", "folds", "cv_error", "cv_log_error", "cv_se", "at_bounds") if c in table
+    ]
+    frame = table[columns].copy()
+    if "at_bounds" in frame:
+        frame["at_bounds"] = frame["at_bounds"].fillna("")
+    frame.insert(0, "chosen", np.where(table["form"] == selection.choice, "*", ""))
+    return frame.rename(
+        columns={"cv_error": "median rel. held-out error", "cv_log_error": "mean |log error|", "cv_se": "SE"}
+    )
+
+
+def _scales_section(page: Page, analysis: Analysis) -> None:
+    page.heading("Improvement per model and data scale")
+    page.figure(
+        "heatmap",
+        figures.relative_heatmap(analysis.final, analysis.metric, analysis.higher_is_better),
+        f"Improvement of {analysis.metric} (%, positive = better) per model scale x data scale over the "
+        "smallest model's smallest data scale",
+    )
+    page.figure(
+        "metric_by_scale",
+        figures.metric_by_scale(analysis.final, analysis.metric, analysis.higher_is_better),
+        f"Final {analysis.metric} against model scale, one line per data scale",
     )
 
 
 def _optimal_section(page: Page, analysis: Analysis) -> None:
     optimal, metric = analysis.optimal, analysis.metric
+    scale = analysis.envelope_scale
+    runs = f"the runs at data scale {scale:g}X (--data-scale)" if scale is not None else "every run"
     page.heading("Optimal-model laws N_opt(C), S_opt(C), D_opt(C)")
+    page.text(f"From {runs}.")
     page.table(optimal.exponents_)
+    marked = f"; dotted: the compute of {', '.join(analysis.marks)}" if analysis.marks else ""
     page.figure(
         "envelope",
-        figures.envelope_figure(optimal, metric),
-        f"{metric} against training FLOPs per run with the envelope; compute-optimal laws",
+        figures.envelope_figure(optimal, metric, f"data {scale:g}X" if scale is not None else "", analysis.marks),
+        f"{metric} against training FLOPs per run with the envelope drawn along the runs{marked}; compute-optimal laws",
     )
-    budget = float(analysis.final["flops"].max())
+    budget = float(optimal.curves_.c.max())
     page.text(f"At the largest budget observed ({budget:.4g} FLOPs):")
     page.table(optimal.predict(budget))
     page.heading("Near-optimal configurations")

@@ -54,6 +54,34 @@ class BudgetConfig(Strict):
         return max(1, math.ceil(self.epochs * dataset_size / batch_size))
 
 
+class ResourcesConfig(Strict):
+    """How one run is spread: `workers_per_run` > 1 trains it data-parallel on Ray Train (DDP)."""
+
+    workers_per_run: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    max_failures: int = Field(3, ge=-1)  # restarts of a run's workers after one dies (-1: no limit)
+
+
+# Keys that say how and where a study runs, not what it computes: a study created before they existed, or
+# that leaves them at their defaults, keeps its config digest.
+_HOW_KEYS = ("resources", "storage", "precision", "compile")
+
+
+class MlflowLoggingConfig(Strict):
+    """Mirror runs to MLflow: a tracking URI or a folder (relative: under the study directory)."""
+
+    tracking_uri: str = Field("mlruns", min_length=1)
+    experiment: str | None = Field(None, min_length=1)  # default: the study's name
+
+
+class LoggingConfig(Strict):
+    """Live mirrors of every run's observations; off unless a key is given (see study/tracking.py)."""
+
+    tensorboard: str | None = Field(None, min_length=1)  # folder of event files (relative: under the study directory)
+    mlflow: MlflowLoggingConfig | None = None
+
+
 def _multiplier(value: Any) -> float:
     """1, 2.5, '4X' or '4x' -> a positive float."""
     if isinstance(value, str):
@@ -81,6 +109,11 @@ class StudyConfig(Strict):
     eval_every: int = Field(gt=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    storage: str | None = Field(None, min_length=1)  # run folders (checkpoints): a path or URI; default DIR
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    compile: bool = False  # torch.compile the training forward and backward
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("model_scales", "data_scales", mode="before")
     @classmethod
@@ -92,9 +125,29 @@ class StudyConfig(Strict):
             raise ValueError("lists a scale twice")
         return scales
 
+    @model_validator(mode="after")
+    def _resources_fit(self) -> StudyConfig:
+        workers = self.resources.workers_per_run
+        if self.batch_size % workers:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of resources.workers_per_run ({workers}): "
+                "each worker takes an equal shard of the global batch"
+            )
+        if self.resources.gpus_per_worker > 0 and self.device == "cpu":
+            raise ValueError("resources.gpus_per_worker > 0 needs device 'cuda' or 'auto'")
+        if self.device == "cuda" and workers > 1 and self.resources.gpus_per_worker == 0:
+            raise ValueError("device 'cuda' with workers_per_run > 1 needs resources.gpus_per_worker >= 1")
+        return self
+
     def digest(self) -> str:
         """A stable hash of the config, to tell whether a study directory holds this study."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        dumped = self.model_dump(mode="json")
+        dumped.pop("logging", None)  # where runs are mirrored to does not change them
+        defaults = {"resources": ResourcesConfig().model_dump(mode="json"), "storage": None, "precision": "auto"}
+        for key in _HOW_KEYS:
+            if dumped.get(key) == defaults.get(key, False):
+                dumped.pop(key, None)
+        return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _describe(error: dict) -> str:

@@ -1,4 +1,5 @@
-"""Where runs train: in this process, in K local worker processes, or as Ray tasks.
+"""Where runs train: in this process, in K local worker processes, or as Ray tasks (each run data-parallel
+on Ray Train when `resources.workers_per_run` > 1: `scalinglab.study.distributed`).
 
 Every executor reports the same typed events (`records.Event`) to the driver's `emit`, and the driver
 alone writes the store. Torch is imported only where a run trains, never by the driver's own import.
@@ -50,7 +51,15 @@ def _train(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Emit) -> E
         return Failed(spec.run_id, _error_text(exc))
 
 
+def _single_process(config: StudyConfig) -> None:
+    """Data-parallel runs train on Ray Train: refuse them, in one line, on the local executors."""
+    workers = config.resources.workers_per_run
+    if workers > 1:
+        raise UserError(f"resources.workers_per_run is {workers}: data-parallel runs need --executor ray")
+
+
 def run_sequential(config: StudyConfig, specs: list[RunSpec], runs_dir: Path, emit: Emit) -> None:
+    _single_process(config)
     for spec in specs:
         emit(_train(config, spec, runs_dir / spec.run_id, emit))
 
@@ -104,6 +113,7 @@ def _pool_run(config_json: dict, spec: RunSpec, run_dir: str) -> Event:
 
 def run_local_pool(config: StudyConfig, specs: list[RunSpec], runs_dir: Path, emit: Emit, workers: int) -> None:
     """K spawned worker processes; each dies with the driver, events come back over one queue."""
+    _single_process(config)
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     # A SimpleQueue writes synchronously: a worker's events are in the pipe before its result comes back.
@@ -214,8 +224,14 @@ def run_ray(
 
     connect_ray(address, timeout)  # a no-op when the driver connected before it started its display
     try:
-        gpus = 1 if config.device == "cuda" else 0
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=3)(_ray_task)
+        if config.resources.workers_per_run > 1:
+            from scalinglab.study.distributed import run_ray_train
+
+            run_ray_train(config, specs, runs_dir, emit)
+            return
+        res = config.resources
+        gpus = res.gpus_per_worker or (1 if config.device == "cuda" else 0)
+        remote = ray.remote(num_cpus=res.cpus_per_worker, num_gpus=gpus, max_retries=3)(_ray_task)
         config_json = config.model_dump(mode="json")
         refs = {}
         for spec in specs:

@@ -19,6 +19,7 @@ from scalinglab.study import executors
 from scalinglab.study.config import check_task_options
 from scalinglab.study.records import Done, Event, Failed, Notice, Progress, Skipped, Started
 from scalinglab.study.store import Store
+from scalinglab.study.tracking import Tracker
 
 EXECUTORS = ("local", "ray")
 
@@ -75,7 +76,7 @@ def execute(
     runs_dir = store.directory / "runs"
     console = console or Console(stderr=True)
     all_runs = store.runs()
-    with _display(console) as display:
+    with _display(console) as display, Tracker(config, store.directory, specs) as track:
         overall = display.add_task(
             "runs", total=len(all_runs), info="", completed=int((all_runs.status == "done").sum())
         )
@@ -89,6 +90,7 @@ def execute(
             run_id = event.run_id
             if isinstance(event, (Done, Failed)) and run_id not in marked:  # it ended before it could start
                 emit(Started(run_id))
+            track(event)  # mirrors to TensorBoard / MLflow when the config's `logging:` asks for it
             if isinstance(event, Started):
                 store.mark_running(run_id)
                 marked.add(run_id)

@@ -7,6 +7,7 @@ of its rows exactly once; the driver writes them when the run is done.
 from __future__ import annotations
 
 import functools
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,21 @@ from scalinglab.study.config import StudyConfig
 from scalinglab.study.lock import run_lock
 from scalinglab.study.records import Event, Notice, Progress, RunResult, RunSpec, Started
 from scalinglab.study.schedule import lr_factor
+from scalinglab.study.storage import Folder, run_folder
 from scalinglab.tasks import build_task
-from scalinglab.tasks.base import Task, TaskData
+from scalinglab.tasks.base import Task, TaskData, eval_split
 
-__all__ = ["RunResult", "RunSpec", "measure_step_flops", "resolve_device", "sample_indices", "train_run"]
+__all__ = [
+    "Replica",
+    "RunResult",
+    "RunSpec",
+    "autocast",
+    "measure_step_flops",
+    "resolve_device",
+    "sample_indices",
+    "train_run",
+    "uses_bf16",
+]
 
 PROGRESS_EVERY = 10  # steps between progress reports of the training loss
 CHECKPOINT = "checkpoint.pt"
@@ -37,6 +49,43 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA device is available")
     return torch.device(name)
+
+
+def uses_bf16(config: StudyConfig, device: torch.device) -> bool:
+    """The study's precision: bf16 autocast with `precision: bf16`, or `auto` on CUDA; fp32 otherwise."""
+    return config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+
+
+def autocast(config: StudyConfig, device: torch.device) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, device))
+
+
+@dataclass(frozen=True)
+class Replica:
+    """This process's place in a data-parallel run: rank `rank` of `world` processes.
+
+    Each takes an equal, contiguous shard of the same global batch; the training loss is averaged over
+    them, so every number a run records is that of the global batch. One process: rank 0 of 1.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def chief(self) -> bool:
+        """The process that evaluates, reports progress and writes the checkpoint."""
+        return self.rank == 0
+
+    def shard(self, indices: torch.Tensor) -> torch.Tensor:
+        return indices if self.world == 1 else indices.tensor_split(self.world)[self.rank]
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean over the processes of a per-process value (each the mean over an equal shard)."""
+        if self.world == 1:
+            return value
+        total = value.clone()
+        torch.distributed.all_reduce(total)  # SUM: gloo has no AVG
+        return total / self.world
 
 
 def sample_indices(step: int, batch_size: int, dataset_size: int, seed: int) -> torch.Tensor:
@@ -89,6 +138,11 @@ class _Run:
     total: int
     n_params: int
     n_nonembed: int
+    forward: torch.nn.Module | None = None  # what the training loss runs through (compiled, DDP); else `model`
+
+    def __post_init__(self) -> None:
+        if self.forward is None:
+            self.forward = self.model
 
 
 @dataclass
@@ -112,17 +166,26 @@ def _build(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.schedule))
     n_params = sum(p.numel() for p in model.parameters())
     n_nonembed = n_params - task.embedding_parameters(model)
-    return _Run(spec, device, task, data, model, optimizer, scheduler, total, n_params, n_nonembed)
+    forward = torch.compile(model) if config.compile else model  # shares the parameters; `model` is checkpointed
+    return _Run(spec, device, task, data, model, optimizer, scheduler, total, n_params, n_nonembed, forward)
+
+
+def build_run(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
+    """The run's task, data, model, optimiser and schedule, built the same way on every process."""
+    return _build(config, spec, device)
+
+
+RunState = _State  # what a checkpoint carries besides the modules' state
 
 
 class _Unusable(Exception):
     """A checkpoint that cannot resume this run; the message says why in a few words."""
 
 
-def _restore(run: _Run, path: Path) -> _State:
+def _restore(run: _Run, data: bytes) -> _State:
     """Load a checkpoint into `run`; _Unusable when it cannot be read or does not fit this run."""
     try:
-        saved = torch.load(path, map_location=run.device, weights_only=True)
+        saved = torch.load(io.BytesIO(data), map_location=run.device, weights_only=True)
     except Exception as exc:  # torch's own message runs to many lines and advises unsafe loading
         raise _Unusable(f"not a readable checkpoint ({type(exc).__name__})") from exc
     try:
@@ -145,7 +208,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def _start(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report | None) -> tuple[_Run, _State]:
+def restore_run(run: _Run, data: bytes) -> _State:
+    """Load checkpoint bytes into `run`; ValueError (saying why in a few words) when they do not fit it."""
+    try:
+        return _restore(run, data)
+    except _Unusable as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _start(config: StudyConfig, spec: RunSpec, folder: Folder, report: Report | None) -> tuple[_Run, _State]:
     """The run, from its checkpoint when there is one that loads; from scratch otherwise.
 
     A checkpoint that cannot be loaded (corrupt, or from another model) is set aside, not deleted, and the
@@ -153,26 +224,28 @@ def _start(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report | N
     """
     device = resolve_device(config.device)
     run = _build(config, spec, device)
-    path = run_dir / CHECKPOINT
-    if not path.exists():
+    if not folder.exists(CHECKPOINT):
         return run, _State()
     try:
-        return run, _restore(run, path)
+        return run, _restore(run, folder.read(CHECKPOINT))
     except _Unusable as exc:
-        aside = path.with_name(path.name + ".corrupt")
-        path.replace(aside)
+        aside = CHECKPOINT + ".corrupt"
+        folder.move(CHECKPOINT, aside)
         if report is not None:
-            what = f"checkpoint {path} could not be loaded: {exc}; moved to {aside.name}, training from step 0"
+            where = folder.describe(CHECKPOINT)
+            what = f"checkpoint {where} could not be loaded: {exc}; moved to {aside}, training from step 0"
             report(Notice(spec.run_id, what))
         return _build(config, spec, device), _State()  # the failed restore may have changed the model
 
 
 def _evaluate(config: StudyConfig, run: _Run, state: _State, train_loss: float, started: float) -> list[dict]:
-    """The rows of one eval: the mean training loss since the last eval, and each eval metric."""
-    autocast = torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda")
+    """The rows of one eval: the mean training loss since the last eval, and each eval metric on each eval set
+    (split "eval" for the task's own, "eval:NAME" for a named extra set)."""
+    autocast = torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, run.device))
+    sets = {eval_split(None): run.data.eval} | {eval_split(k): v for k, v in run.data.extra_evals.items()}
     run.model.eval()
     with autocast:
-        metrics = run.task.evaluate(run.model, run.data.eval, run.device)
+        scored = {split: run.task.evaluate(run.model, data, run.device) for split, data in sets.items()}
     run.model.train()
     step = state.step
     point = {
@@ -193,16 +266,18 @@ def _evaluate(config: StudyConfig, run: _Run, state: _State, train_loss: float, 
         observation_row(
             **point,
             metric=name,
-            split="eval",
+            split=split,
             value=float(value),
             higher_is_better=bool(run.task.metrics.get(name, False)),
         )
+        for split, metrics in scored.items()
         for name, value in metrics.items()
     ]
     return rows
 
 
-def _save(path: Path, run: _Run, state: _State, elapsed: float) -> None:
+def checkpoint_bytes(run: _Run, state: _State, elapsed: float) -> bytes:
+    """The run's checkpoint: modules, optimiser, schedule, RNG, step, the rows so far, wall time, FLOPs/step."""
     checkpoint: dict[str, Any] = {
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -213,28 +288,50 @@ def _save(path: Path, run: _Run, state: _State, elapsed: float) -> None:
         "elapsed": elapsed,
         "flops_per_step": state.flops_per_step,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)  # atomic: a kill leaves the previous checkpoint or the new one, never half of one
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
 
 
-def _train(config: StudyConfig, run: _Run, state: _State, ckpt_path: Path, report: Report | None) -> None:
-    """Optimiser steps to the budget; every `eval_every` steps and at the last, evaluate and checkpoint."""
+Save = Callable[[_Run, _State, float], None]  # (run, state, elapsed seconds): write the checkpoint
+
+
+def _saver(folder: Folder) -> Save:
+    def save(run: _Run, state: _State, elapsed: float) -> None:
+        folder.write(CHECKPOINT, checkpoint_bytes(run, state, elapsed))  # whole: a kill leaves old or new, never half
+
+    return save
+
+
+def batch_at(config: StudyConfig, run: _Run, step: int, replica: Replica = Replica()):
+    """This process's shard of the global batch of optimiser step `step`, on the run's device."""
+    indices = replica.shard(sample_indices(step, config.batch_size, run.data.dataset_size, run.spec.seed))
+    return run.task.batch(run.data.train, indices, run.device)
+
+
+def train_steps(
+    config: StudyConfig,
+    run: _Run,
+    state: _State,
+    save: Save,
+    report: Report | None = None,
+    replica: Replica = Replica(),
+) -> None:
+    """Optimiser steps to the budget; every `eval_every` steps and at the last, evaluate and checkpoint.
+
+    Data-parallel: every process calls this with its `replica`; the chief alone evaluates and reports, and
+    each calls `save` at the same steps (the chief writes the checkpoint).
+    """
     spec, model, device = run.spec, run.model, run.device
-
-    def batch_at(s: int):
-        indices = sample_indices(s, config.batch_size, run.data.dataset_size, spec.seed)
-        return run.task.batch(run.data.train, indices, device)
-
-    if state.flops_per_step is None:
-        state.flops_per_step = measure_step_flops(run.task, model, batch_at(0))
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    if state.flops_per_step is None:  # of the global batch: the shard's count times the processes
+        state.flops_per_step = measure_step_flops(run.task, model, batch_at(config, run, 0, replica)) * replica.world
     window_sum, window_count, last_loss = torch.zeros((), device=device), 0, float("nan")
     started = time.perf_counter() - state.elapsed
+    amp = autocast(config, device)
     model.train()
     while state.step < run.total:
-        with autocast:
-            loss = run.task.loss(model, batch_at(state.step))
+        with amp:
+            loss = run.task.loss(run.forward, batch_at(config, run, state.step, replica))
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -248,10 +345,12 @@ def _train(config: StudyConfig, run: _Run, state: _State, ckpt_path: Path, repor
                 last_loss = loss.item()
             report(Progress(spec.run_id, state.step, run.total, last_loss))
         if evaluating:
-            state.rows += _evaluate(config, run, state, window_sum.item() / window_count, started)
+            train_loss = replica.mean(window_sum).item() / window_count
+            if replica.chief:
+                state.rows += _evaluate(config, run, state, train_loss, started)
             window_sum.zero_()
             window_count = 0
-            _save(ckpt_path, run, state, time.perf_counter() - started)
+            save(run, state, time.perf_counter() - started)
 
 
 def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report | None = None) -> RunResult:
@@ -263,8 +362,9 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report 
     with run_lock(run_dir):
         if report is not None:
             report(Started(spec.run_id))
-        run, state = _start(config, spec, run_dir, report)
-        _train(config, run, state, run_dir / CHECKPOINT, report)
+        folder = run_folder(config.storage, run_dir)
+        run, state = _start(config, spec, folder, report)
+        train_steps(config, run, state, _saver(folder), report)
     return RunResult(
         spec.run_id,
         state.rows,

@@ -7,11 +7,11 @@ batch and the eval metrics of a model (each metric declares whether higher is be
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from scalinglab.errors import UserError
@@ -50,6 +50,49 @@ class TaskData:
     train: Any  # whatever `batch` can index
     eval: Any
     dataset_size: int  # D: distinct training samples
+    extra_evals: dict[str, Any] = field(default_factory=dict)  # name -> another eval set, scored like `eval`
+
+
+PRIMARY_SPLIT = "eval"
+
+
+def eval_split(name: str | None) -> str:
+    """The observation `split` of an eval set: "eval" for the task's own, "eval:NAME" for a named extra set."""
+    return PRIMARY_SPLIT if name is None else f"{PRIMARY_SPLIT}:{name}"
+
+
+class EvalSet(TaskOptions):
+    """A named extra eval set: the task's data options with a preset shift and/or overrides applied.
+
+    `preset` names a shift the task defines (behaviour "dense", perception "hard"); `options` overrides the
+    task's data options (e.g. {"source": "av2", "root": "...", "eval_split": "val"}), only those that change
+    the eval data, never the model.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=40)
+    preset: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def eval_set_options(
+    options: TaskOptions, eval_set: EvalSet, presets: dict[str, dict[str, Any]], allowed: frozenset[str]
+) -> TaskOptions:
+    """The task options that build `eval_set`'s data: the task's own, shifted by its preset and overrides."""
+    where = f"eval_sets: '{eval_set.name}'"
+    if eval_set.preset is not None and eval_set.preset not in presets:
+        raise UserError(f"{where}: unknown preset '{eval_set.preset}'; choose one of: {', '.join(presets) or 'none'}")
+    bad = sorted(set(eval_set.options) - allowed)
+    if bad:
+        raise UserError(
+            f"{where}: key 'options.{bad[0]}' cannot change per eval set; allowed: {', '.join(sorted(allowed))}"
+        )
+    update = {**presets.get(eval_set.preset or "", {}), **eval_set.options, "eval_sets": []}
+    try:
+        return type(options).model_validate({**options.model_dump(), **update})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "options"
+        raise UserError(f"{where}: key '{key}': {first['msg']}") from None
 
 
 class Task(ABC):

@@ -21,7 +21,8 @@ from torch import nn
 from scalinglab.behavior.metrics import trajectory_metrics
 from scalinglab.behavior.model import BehaviorConfig, BehaviorTransformer, wta_loss
 from scalinglab.behavior.sample import TrajectorySet
-from scalinglab.tasks.base import Task, TaskData, TaskOptions, fixed_order, scaled_size
+from scalinglab.errors import UserError
+from scalinglab.tasks.base import EvalSet, Task, TaskData, TaskOptions, eval_set_options, fixed_order, scaled_size
 
 DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
     "synthetic": (20, 30, 6),
@@ -29,6 +30,10 @@ DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
     "eth_ucy": (8, 12, 20),
 }
 EVAL_SEED_OFFSET = 1_000_003
+# the data options an extra eval set may change (never the model's)
+EVAL_SET_KEYS = frozenset(
+    {"source", "root", "scene", "eval_split", "eval_samples", "noise", "vehicles", "pedestrians", "data_seed"}
+)
 
 
 class BehaviorOptions(TaskOptions):
@@ -49,8 +54,24 @@ class BehaviorOptions(TaskOptions):
     max_polylines: int = Field(32, ge=0)
     polyline_points: int = Field(10, ge=2)
     noise: float = Field(0.05, ge=0)  # synthetic: observation noise, metres
+    vehicles: int = Field(14, gt=0)  # synthetic: vehicles in a scene (the traffic density)
+    pedestrians: int = Field(4, ge=0)  # synthetic: pedestrians in a scene
+    eval_sets: list[EvalSet] = []  # named extra eval sets (presets: dense), each scored at every eval
     augment_rotation: bool | None = None  # random rotations of training batches (default: on for ETH/UCY)
     eval_batch: int = Field(512, gt=0)
+
+    @model_validator(mode="after")
+    def _eval_sets_valid(self) -> BehaviorOptions:
+        """Every extra eval set resolves to valid options now, not when a worker first builds its data."""
+        if self.eval_sets:
+            from scalinglab.behavior.synthetic import EVAL_PRESETS
+
+            names = [s.name for s in self.eval_sets]
+            if len(set(names)) < len(names):
+                raise ValueError(f"eval_sets: names must differ, got {', '.join(names)}")
+            for eval_set in self.eval_sets:
+                eval_set_options(self, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+        return self
 
     @model_validator(mode="after")
     def _root_needed(self) -> BehaviorOptions:
@@ -81,6 +102,8 @@ def _load(options_json: str, which: str) -> TrajectorySet:
             max_polylines=options.max_polylines,
             polyline_points=options.polyline_points,
             noise=options.noise,
+            vehicles=options.vehicles,
+            pedestrians=options.pedestrians,
         )
         kind, count = which.split(":")
         seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
@@ -103,6 +126,14 @@ def _load(options_json: str, which: str) -> TrajectorySet:
     )
 
 
+def _eval_data(opts: BehaviorOptions) -> TrajectorySet:
+    """The eval data these options give: synthetic scenes from the eval stream, or the real eval split."""
+    if opts.source == "synthetic":
+        return _load(opts.model_dump_json(), f"eval:{opts.eval_samples or 1000}")
+    evaluation = _load(opts.model_dump_json(), "eval")
+    return evaluation.subset(slice(0, opts.eval_samples)) if opts.eval_samples else evaluation
+
+
 def _rotate(points: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     shape = (-1,) + (1,) * (points.dim() - 2)
     c, s = cos.view(shape), sin.view(shape)
@@ -120,18 +151,27 @@ class BehaviorTask(Task):
     def build_data(self, data_scale: float, seed: int) -> TaskData:
         del seed  # the data is fixed by data_seed; the run seed drives initialisation and order
         opts = self.options
+        extra = {s.name: self._eval_set(s) for s in opts.eval_sets}
         if opts.source == "synthetic":
             size = scaled_size(data_scale, opts.base_samples or 2000)
             train = _load(self._options_json(), f"train:{size}")
-            evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 1000}")
-            return TaskData(train=train, eval=evaluation, dataset_size=len(train))
+            return TaskData(train=train, eval=_eval_data(opts), dataset_size=len(train), extra_evals=extra)
         full = _load(self._options_json(), "train")
         size = scaled_size(data_scale, opts.base_samples or len(full), len(full))
         order = fixed_order(len(full), opts.data_seed)
-        evaluation = _load(self._options_json(), "eval")
-        if opts.eval_samples:
-            evaluation = evaluation.subset(slice(0, opts.eval_samples))
-        return TaskData(train=full.subset(order[:size]), eval=evaluation, dataset_size=size)
+        return TaskData(train=full.subset(order[:size]), eval=_eval_data(opts), dataset_size=size, extra_evals=extra)
+
+    def _eval_set(self, eval_set: EvalSet) -> TrajectorySet:
+        """An extra eval set's data; its trajectories must have the task's history, horizon and modes."""
+        from scalinglab.behavior.synthetic import EVAL_PRESETS
+
+        opts = eval_set_options(self.options, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+        if opts.steps != self.options.steps:
+            raise UserError(
+                f"eval_sets: '{eval_set.name}' has (history, horizon, modes) {opts.steps}, the task "
+                f"{self.options.steps}; set history and horizon in task_options"
+            )
+        return _eval_data(opts)
 
     def model_config(self, model_scale: float, scale_by: str) -> BehaviorConfig:
         history, horizon, modes = self.options.steps

@@ -20,12 +20,17 @@ from torch import nn
 
 from scalinglab.errors import UserError
 from scalinglab.perception.sample import DetectionSet
-from scalinglab.tasks.base import Task, TaskData, TaskOptions, fixed_order, scaled_size
+from scalinglab.tasks.base import EvalSet, Task, TaskData, TaskOptions, eval_set_options, fixed_order, scaled_size
 
 if TYPE_CHECKING:
     from scalinglab.perception.model import BackboneSpec
 
 EVAL_SEED_OFFSET = 1_000_003
+# the data options an extra eval set may change (never the model's or the training data's)
+EVAL_SET_KEYS = frozenset(
+    {"source", "eval_annotations", "eval_images", "root", "eval_root", "eval_samples", "data_seed"}
+    | {"min_box_side", "max_depth", "lookalikes", "shadows"}
+)
 
 
 class PerceptionOptions(TaskOptions):
@@ -56,6 +61,20 @@ class PerceptionOptions(TaskOptions):
     convnext_stem: Literal["patch", "overlap_act"] = "patch"  # 4x4 patchify, or two 3x3 stride-2 convs
     layer_scale: float = Field(1e-6, gt=0)  # ConvNeXt layer-scale initial value (timm's default 1e-6)
     eval_batch: int = Field(32, gt=0)
+    eval_sets: list[EvalSet] = []  # named extra eval sets (presets: hard), each scored at every eval
+
+    @model_validator(mode="after")
+    def _eval_sets_valid(self) -> PerceptionOptions:
+        """Every extra eval set resolves to valid options now, not when a worker first builds its data."""
+        if self.eval_sets:
+            from scalinglab.perception.synthetic import EVAL_PRESETS
+
+            names = [s.name for s in self.eval_sets]
+            if len(set(names)) < len(names):
+                raise ValueError(f"eval_sets: names must differ, got {', '.join(names)}")
+            for eval_set in self.eval_sets:
+                eval_set_options(self, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+        return self
 
     @model_validator(mode="after")
     def _paths(self) -> PerceptionOptions:
@@ -102,6 +121,21 @@ def _load(options_json: str, which: str) -> DetectionSet:
     return load_kitti(root, options.size, classes or KITTI_CLASSES)
 
 
+def _eval_data(opts: PerceptionOptions) -> DetectionSet:
+    """The eval data these options give: synthetic eval scenes, the COCO eval set, or KITTI's eval folder (by
+    default the fixed 20% of root held out from training)."""
+    if opts.source == "synthetic":
+        return _load(opts.model_dump_json(), f"eval:{opts.eval_samples or 300}")
+    if opts.source == "kitti" and opts.eval_root is None:
+        full = _load(opts.model_dump_json(), "train")
+        evaluation = full.subset(fixed_order(len(full), opts.data_seed)[: max(1, len(full) // 5)])
+    else:
+        evaluation = _load(opts.model_dump_json(), "eval")
+    if opts.eval_samples:
+        evaluation = evaluation.subset(range(min(opts.eval_samples, len(evaluation))))
+    return evaluation
+
+
 class PerceptionTask(Task):
     name = "perception"
     Options = PerceptionOptions
@@ -113,23 +147,30 @@ class PerceptionTask(Task):
     def build_data(self, data_scale: float, seed: int) -> TaskData:
         del seed  # the data is fixed by data_seed
         opts = self.options
+        extra = {s.name: self._eval_set(s) for s in opts.eval_sets}
         if opts.source == "synthetic":
             size = scaled_size(data_scale, opts.base_samples or 1000)
             train = _load(self._options_json(), f"train:{size}")
-            evaluation = _load(self._options_json(), f"eval:{opts.eval_samples or 300}")
-            return TaskData(train=train, eval=evaluation, dataset_size=len(train))
+            return TaskData(train=train, eval=_eval_data(opts), dataset_size=len(train), extra_evals=extra)
         full = _load(self._options_json(), "train")
         order = fixed_order(len(full), opts.data_seed)
-        if opts.source == "kitti" and opts.eval_root is None:  # hold out a fixed 20% for eval
-            cut = max(1, len(full) // 5)
-            evaluation, full = full.subset(order[:cut]), full.subset(order[cut:])
+        if opts.source == "kitti" and opts.eval_root is None:  # a fixed 20% is held out for eval (_eval_data)
+            full = full.subset(order[max(1, len(full) // 5) :])
             order = torch.arange(len(full))
-        else:
-            evaluation = _load(self._options_json(), "eval")
         size = scaled_size(data_scale, opts.base_samples or len(full), len(full), "images")
-        if opts.eval_samples:
-            evaluation = evaluation.subset(range(min(opts.eval_samples, len(evaluation))))
-        return TaskData(train=full.subset(order[:size]), eval=evaluation, dataset_size=size)
+        return TaskData(train=full.subset(order[:size]), eval=_eval_data(opts), dataset_size=size, extra_evals=extra)
+
+    def _eval_set(self, eval_set: EvalSet) -> DetectionSet:
+        """An extra eval set's data; its classes must be the task's."""
+        from scalinglab.perception.synthetic import EVAL_PRESETS
+
+        opts = eval_set_options(self.options, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+        if opts.source != self.options.source and opts.classes is None:
+            raise UserError(
+                f"eval_sets: '{eval_set.name}' changes the source; name the shared 'classes' so "
+                "the detector's classes mean the same on both"
+            )
+        return _eval_data(opts)
 
     def num_classes(self) -> int:
         if self.options.classes:

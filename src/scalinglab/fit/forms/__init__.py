@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from scalinglab.errors import UserError
 from scalinglab.fit.forms.base import Form, Param
+from scalinglab.fit.forms.data_constrained import DATA_CONSTRAINED
 from scalinglab.fit.forms.one_var import BNSL1, BNSL2, M3, POWER, POWER_OFFSET
 from scalinglab.fit.forms.saturating import SATURATING
 from scalinglab.fit.forms.two_var import (
@@ -18,7 +19,19 @@ from scalinglab.fit.forms.two_var import (
     fixed_floor,
 )
 
-_ALL = (CHINCHILLA, CHINCHILLA_NO_FLOOR, CHINCHILLA_SHARED, KAPLAN, POWER, POWER_OFFSET, M3, SATURATING, BNSL1, BNSL2)
+_ALL = (
+    CHINCHILLA,
+    CHINCHILLA_NO_FLOOR,
+    CHINCHILLA_SHARED,
+    KAPLAN,
+    DATA_CONSTRAINED,
+    POWER,
+    POWER_OFFSET,
+    M3,
+    SATURATING,
+    BNSL1,
+    BNSL2,
+)
 FORMS: dict[str, Form] = {f.name: f for f in _ALL}
 
 

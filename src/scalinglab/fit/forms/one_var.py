@@ -81,6 +81,14 @@ def _m3_log_predict(theta: Array, lx: Array) -> Array:
     )
 
 
+def _m3_jacobian(theta: Array, lx: Array) -> tuple[Array, Array]:
+    lbeta, c, lgamma = (_column(theta, i) for i in range(3))
+    inner = np.logaddexp(-lx[0], lgamma)  # log(1/x + gamma)
+    value = lbeta + c * inner
+    jac = np.stack(np.broadcast_arrays(np.ones_like(value), inner + 0 * c, c * np.exp(lgamma - inner)), axis=-1)
+    return value, jac
+
+
 def _m3_starts(lx: Array, ly: Array) -> Array:
     mid, mid_y = float(np.median(lx[0])), float(np.median(ly))
     rows = []
@@ -100,6 +108,7 @@ M3 = Form(
         Param("lgamma", -200.0, 50.0, "gamma", log_scale=True),
     ),
     log_predict=_m3_log_predict,
+    jacobian=_m3_jacobian,
     start_grid=_m3_starts,
     description="Alabdulmohsin et al. (2022) M3: a power law in 1/x that levels off at beta gamma^c.",
 )
@@ -113,6 +122,25 @@ def _bnsl_log_predict(theta: Array, lx: Array, breaks: int) -> Array:
         f = np.exp(log_f)
         decay = decay - c * f * softplus((x - log_d) / f)
     return logsumexp(_column(theta, 0) + 0 * x, decay)
+
+
+def _bnsl_jacobian(theta: Array, lx: Array, breaks: int) -> tuple[Array, Array]:
+    # d/d(log f) of f softplus((x - log d) / f) is f (softplus(u) - u sigmoid(u)), u = (x - log d) / f.
+    x = lx[0]
+    decay = _column(theta, 1) - _column(theta, 2) * x
+    parts = []
+    for i in range(breaks):
+        c, log_d, log_f = (_column(theta, 3 + 3 * i + k) for k in range(3))
+        f = np.exp(log_f)
+        u = (x - log_d) / f
+        sp, sig = np.logaddexp(0.0, u), 0.5 * (1.0 + np.tanh(0.5 * u))
+        decay = decay - c * f * sp
+        parts += [-f * sp, c * sig, -c * f * (sp - u * sig)]
+    value = np.logaddexp(_column(theta, 0), decay)
+    floor_share = np.exp(_column(theta, 0) - value)
+    decay_share = 1.0 - floor_share
+    columns = [floor_share, decay_share, -decay_share * x] + [decay_share * part for part in parts]
+    return value, np.stack(np.broadcast_arrays(*columns), axis=-1)
 
 
 def _bnsl_starts(lx: Array, ly: Array, breaks: int) -> Array:
@@ -166,6 +194,7 @@ def _bnsl_form(breaks: int) -> Form:
         inputs=("x",),
         params=head + tail,
         log_predict=lambda theta, lx: _bnsl_log_predict(theta, lx, breaks),
+        jacobian=lambda theta, lx: _bnsl_jacobian(theta, lx, breaks),
         start_grid=lambda lx, ly: _bnsl_starts(lx, ly, breaks),
         description=f"Broken neural scaling law (Caballero et al. 2022) with {breaks} break(s).",
     )

@@ -8,6 +8,8 @@ function theorem, so the fitter sees exact derivatives.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from scalinglab.fit.forms.base import Array, Form, Param, logsumexp, product_grid
@@ -21,8 +23,7 @@ def _sigmoid(z: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _solve(log_k: Array, alpha: Array, iterations: int = 60) -> Array:
-    """z with -softplus(-z) + alpha softplus(z) = log_k (monotone in z), by safeguarded Newton."""
+def _solve_numpy(log_k: Array, alpha: Array, iterations: int) -> Array:
     z = np.where(log_k < 0, log_k, log_k / np.maximum(alpha, 1e-3))
     for _ in range(iterations):
         g = -_softplus(-z) + alpha * _softplus(z) - log_k
@@ -32,6 +33,49 @@ def _solve(log_k: Array, alpha: Array, iterations: int = 60) -> Array:
         if np.all(np.abs(step) < 1e-13 * (1.0 + np.abs(z))):
             break
     return z
+
+
+def _solve_elementwise(log_k, alpha, iterations, out):  # pragma: no cover (run compiled)
+    # The same Newton iteration as _solve_numpy, each element stopping on its own.
+    for i in range(log_k.size):
+        lk, a = log_k[i], alpha[i]
+        z = lk if lk < 0 else lk / max(a, 1e-3)
+        for _ in range(iterations):
+            e = math.exp(-abs(z))
+            sp_pos = max(z, 0.0) + math.log1p(e)  # softplus(z)
+            sp_neg = sp_pos - z  # softplus(-z)
+            sig = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)  # sigmoid(z)
+            g = -sp_neg + a * sp_pos - lk
+            slope = max((1.0 - sig) + a * sig, 1e-300)
+            step = min(max(g / slope, -20.0), 20.0)
+            z = min(max(z - step, -700.0), 700.0)
+            if abs(step) < 1e-13 * (1.0 + abs(z)):
+                break
+        out[i] = z
+
+
+_compiled_solve = None
+
+
+def _solve(log_k: Array, alpha: Array, iterations: int = 60) -> Array:
+    """z with -softplus(-z) + alpha softplus(z) = log_k (monotone in z), by safeguarded Newton.
+
+    Compiled with numba when it is there (each element stops on its own); numpy otherwise.
+    """
+    global _compiled_solve
+    if _compiled_solve is None:
+        try:
+            import numba
+        except ImportError:  # numba is a dependency; the numpy path remains for platforms without it
+            _compiled_solve = False
+        else:
+            _compiled_solve = numba.njit(cache=True, nogil=True)(_solve_elementwise)
+    if _compiled_solve is False or np.iscomplexobj(log_k) or np.iscomplexobj(alpha):
+        return _solve_numpy(log_k, alpha, iterations)
+    log_k, alpha = np.broadcast_arrays(np.asarray(log_k, dtype=float), np.asarray(alpha, dtype=float))
+    out = np.empty(log_k.shape)
+    _compiled_solve(np.ascontiguousarray(log_k).ravel(), np.ascontiguousarray(alpha).ravel(), iterations, out.ravel())
+    return out
 
 
 def _parts(theta: Array, lx: Array):

@@ -1,0 +1,170 @@
+"""The verdict at the top of every report: three to five plain sentences generated from the analysis, each
+with its number, its interval and how far to trust it."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scalinglab.cli.render import percent
+from scalinglab.errors import UserError
+from scalinglab.optimal.iso_metric import iso_metric_profile
+from scalinglab.report.style import number
+
+if TYPE_CHECKING:
+    from scalinglab.fit.law import ScalingLaw
+    from scalinglab.report.analysis import Analysis
+
+MAX_SAMPLES = 60  # bootstrap refits used for the cost multiplier's interval
+QUANTITY_WORDS = {"N": "model size", "D": "data", "S": "steps"}
+
+
+def _tails(law: ScalingLaw) -> tuple[float, float]:
+    tail = 50 * (1 - law.ci_level)
+    return tail, 100 - tail
+
+
+def _interval_text(lo: float, hi: float, unit: str = "", digits: int = 2) -> str:
+    return f"[{lo:.{digits}g}{unit}, {hi:.{digits}g}{unit}]"
+
+
+def doubling(law: ScalingLaw, variable: str, metric: str) -> str | None:
+    """ "doubling N improves minADE by 9% [6, 12] at the best run": from the law, its interval from the
+    bootstrap refits."""
+    if law.form_.inputs != ("n", "d"):
+        return None
+    point = np.array([[law.best_point_["n"]], [law.best_point_["d"]]])
+    doubled = point.copy()
+    doubled[0 if variable == "n" else 1] *= 2
+
+    def gain(theta: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            base = law.to_metric(np.exp(law.form_.log_predict(theta, np.log(point))[:, 0]))
+            new = law.to_metric(np.exp(law.form_.log_predict(theta, np.log(doubled))[:, 0]))
+        change = (new - base) / np.abs(base) * 100.0
+        return change if law.higher_is_better else -change
+
+    value = float(gain(law.theta_[None, :])[0])
+    name = "N" if variable == "n" else "D"
+    where = f"at the best run (N = {number(point[0, 0])}, D = {number(point[1, 0])})"
+    if law.bootstrap_theta_ is None:
+        return (
+            f"Doubling {name} improves {metric} by {value:.2g}% {where}; no interval (run with --bootstrap K), "
+            "so treat it as a point estimate."
+        )
+    samples = gain(law.bootstrap_theta_)
+    samples = samples[np.isfinite(samples)]
+    lo, hi = np.percentile(samples, _tails(law))
+    trust = "firm: the interval excludes zero" if lo > 0 or hi < 0 else "weak: the interval includes zero"
+    return (
+        f"Doubling {name} improves {metric} by {value:.2g}% {_interval_text(lo, hi, '%')} {where} "
+        f"({percent(law.ci_level)} bootstrap interval; {trust})."
+    )
+
+
+def cost_sentence(analysis: Analysis) -> str | None:
+    """ "1% better costs 1.6x the compute of the best run, at N = ..., D = ...", with the multiplier's
+    interval over bootstrap refits and whether the answer lies inside the fitted range."""
+    law, profile = analysis.law, analysis.profile
+    if law is None or profile is None or profile.improvement is None:
+        return None
+    cheap, mult = profile.cheapest, profile.multipliers
+    interval = "no interval (run with --bootstrap K)"
+    if law.bootstrap_theta_ is not None:
+        values = []
+        for theta in law.bootstrap_theta_[:MAX_SAMPLES]:
+            refit = copy.copy(law)
+            refit.theta_ = theta
+            try:
+                values.append(iso_metric_profile(refit, improvement=profile.improvement).multipliers["flops"])
+            except (UserError, ValueError, FloatingPointError):
+                continue
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size >= 10:
+            lo, hi = np.percentile(values, _tails(law))
+            interval = f"{_interval_text(lo, hi, 'x', digits=3)} over {values.size} bootstrap refits"
+    (n_lo, n_hi), (d_lo, d_hi) = law.domain_["n"], law.domain_["d"]
+    beyond = max(cheap["n"] / n_hi, n_lo / cheap["n"], cheap["d"] / d_hi, d_lo / cheap["d"])
+    trust = (
+        "inside the fitted range"
+        if beyond <= 1.0
+        else f"an extrapolation to {beyond:.2g}x beyond the fitted range, so a forecast, not a measurement"
+    )
+    return (
+        f"{percent(profile.improvement)} better than the best run costs {mult['flops']:.3g}x its compute "
+        f"{interval}, at N = {number(cheap['n'])} ({mult['n']:.2g}x) and D = {number(cheap['d'])} ({mult['d']:.2g}x); "
+        f"{trust}."
+    )
+
+
+def methods_sentence(analysis: Analysis) -> str | None:
+    """Whether the compute-optimal methods agree on N_opt(C): their exponents' intervals share a point."""
+    optimal = analysis.optimal
+    if optimal is None:
+        return None
+    rows = optimal.exponents_
+    rows = rows[rows["quantity"] == "N"]
+    if rows.empty:
+        return None
+    text = "; ".join(
+        f"{r.method} C^{r.exponent:.2f} [{r.lower:.2f}, {r.upper:.2f}]"
+        if np.isfinite(r.lower)
+        else f"{r.method} C^{r.exponent:.2f} (no interval)"
+        for r in rows.itertuples()
+    )
+    if len(rows) == 1:
+        return f"Only the {rows['method'].iloc[0]} method could fit N_opt(C): {text}; nothing to check it against."
+    bounded = rows[np.isfinite(rows["lower"]) & np.isfinite(rows["upper"])]
+    if len(bounded) < 2:
+        return f"The compute-optimal methods give N_opt(C) as {text}; without intervals their agreement is unknown."
+    agree = bounded["lower"].max() <= bounded["upper"].min()
+    if agree:
+        return f"The compute-optimal methods agree on N_opt(C) (their intervals overlap): {text}."
+    return (
+        f"The compute-optimal methods disagree on N_opt(C) (their intervals do not overlap): {text}; "
+        "see the warnings for the range each method used."
+    )
+
+
+def identification_sentence(analysis: Analysis) -> str | None:
+    """ "The law is / is not identified", the held-out error, and what to run next when it is not."""
+    law = analysis.law
+    if law is None:
+        return None
+    selection = law.selection_
+    cv = ""
+    if selection is not None:
+        chosen = selection.table[selection.table["form"] == selection.choice]
+        if not chosen.empty:
+            cv = f", chosen by held-out runs (median held-out error {chosen['cv_error'].iloc[0]:.1%})"
+    loose = list(dict.fromkeys([*law.not_identified_, *getattr(law, "at_bounds_", [])]))
+    if not loose:
+        level = percent(law.ci_level)
+        return f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval."
+    needs = []
+    if {"A", "alpha", "Nc", "alphaN"} & set(loose):
+        needs.append("larger models (N beyond the largest run)")
+    if {"B", "beta", "Dc", "alphaD"} & set(loose):
+        needs.append("more data (D beyond the largest run)")
+    if "E" in loose and not needs:
+        needs.append("runs closer to the floor (larger N and D together)")
+    return (
+        f"The {law.form_.name} law is not identified{cv}: {', '.join(loose)} "
+        f"{'is' if len(loose) == 1 else 'are'} open or at a bound; run {' and '.join(needs) or 'more runs'} next."
+    )
+
+
+def verdict(analysis: Analysis) -> list[str]:
+    """Three to five sentences a reader can act on, each generated from the analysis."""
+    law = analysis.law
+    sentences = []
+    if law is None:
+        sentences.append("No law could be fitted to these runs; the warnings below say why.")
+    else:
+        sentences += [doubling(law, "n", analysis.metric), doubling(law, "d", analysis.metric)]
+        sentences.append(cost_sentence(analysis))
+    sentences += [methods_sentence(analysis), identification_sentence(analysis)]
+    return [s for s in sentences if s][:5]

@@ -1,0 +1,124 @@
+"""`suggest`: candidates ranked by expected interval shrinkage per FLOP; sane rows, closed forms, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab import ScalingLaw, UserError
+from scalinglab.observations import select_fit_data
+from scalinglab.optimal.parametric import parametric_allocation
+from scalinglab.optimal.suggest import _Decision, default_candidates, grid_candidates, suggest_runs
+from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
+
+
+def grid_table(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
+    n, d = (a.ravel() for a in np.meshgrid(np.geomspace(2e7, 6.4e8, 6), np.geomspace(2e9, 1.4e10, 4)))
+    value = chinchilla_loss(n, d) * np.exp(np.random.default_rng(seed).normal(0, noise, n.size))
+    return pd.DataFrame({"run_id": [f"r{i}" for i in range(n.size)], "n_params": n, "dataset_size": d, "value": value})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return select_fit_data(grid_table(), ("n", "d"), None, n_params=5)
+
+
+@pytest.fixture(scope="module")
+def law(data):
+    return ScalingLaw(intervals=None).fit(data)
+
+
+@pytest.fixture(scope="module")
+def ranked(data, law):
+    candidates = default_candidates(*data.inputs)[::3]
+    return suggest_runs(data, budget=1e21, candidates=candidates, bootstrap=20, seed=0, law=law)
+
+
+def test_default_candidates_are_the_grid_extended_less_the_observed(data):
+    n, d = data.inputs
+    candidates = default_candidates(n, d)
+    assert len(candidates) == (6 + 2) * (4 + 2) - 24  # two larger sizes on each axis, observed pairs left out
+    assert candidates[:, 0].max() == pytest.approx(4 * n.max()) and candidates[:, 1].max() == pytest.approx(4 * d.max())
+    observed = set(zip(n.round(), d.round(), strict=True))
+    assert not observed & set(zip(candidates[:, 0].round(), candidates[:, 1].round(), strict=True))
+    assert len(grid_candidates(np.array([1e8, n[0]]), np.array([d[0]]), n, d)) == 1
+
+
+def test_rows_are_sane_and_ranked_by_shrinkage_per_flop(ranked):
+    table = ranked.table
+    assert len(table) == 8 and table["rank"].tolist() == list(range(1, 9))
+    np.testing.assert_allclose(table["flops"], 6 * table["n_params"] * table["dataset_size"], rtol=1e-12)
+    assert np.all(np.isfinite(table["expected_width"])) and np.all(table["expected_width"] > 0)
+    assert np.all(table["current_width"] == ranked.current["width"])
+    np.testing.assert_allclose(table["score"], (table["current_width"] - table["expected_width"]) / table["flops"])
+    assert np.all(np.diff(table["score"]) <= 0)
+    now = ranked.current
+    assert now["lower"] < now["value"] < now["upper"]
+    assert now["width"] == pytest.approx(np.log10(now["upper"] / now["lower"]))
+    assert 0.003 < ranked.noise < 0.03  # the residual scale of a fit to 1% noise
+    out = ranked.to_dict(top=3)
+    assert len(out["suggestions"]) == 3
+    assert {"n_params", "dataset_size", "flops", "current_width", "expected_width", "score"} <= set(
+        out["suggestions"][0]
+    )
+    json.dumps(out)
+
+
+def test_the_decision_quantity_is_the_closed_form_n_opt_and_the_law_prediction(law):
+    theta = law.form_.from_public(TRUE_PARAMS)[None, :]
+    n_opt = _Decision(law, 1e21, None, 6.0).values(theta)[0]
+    assert 10**n_opt == pytest.approx(parametric_allocation(TRUE_PARAMS, 1e21)[0], rel=1e-10)
+    at = _Decision(law, None, (1e9, 1e11), 6.0).values(theta)[0]
+    assert at == pytest.approx(chinchilla_loss(np.array(1e9), np.array(1e11)), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({}, "one decision"),
+        ({"budget": 1e21, "target": (1e9, 1e11)}, "one decision"),
+        ({"budget": -1.0}, "--budget"),
+        ({"target": (1e9, 0.0)}, "--target-n and --target-d"),
+        ({"budget": 1e21, "bootstrap": 5}, "bootstrap must be a whole number >= 20"),
+        ({"budget": 1e21, "noise": -0.1}, "--noise"),
+        ({"budget": 1e21, "candidates": np.array([[1e8, -1.0]])}, "finite and > 0"),
+    ],
+)
+def test_bad_settings_are_user_errors(data, law, kwargs, needle):
+    with pytest.raises(UserError, match=needle):
+        suggest_runs(data, law=law, **kwargs)
+
+
+@pytest.mark.slow
+def test_cli_suggest_json_and_one_line_errors(tmp_path):
+    path = tmp_path / "runs.csv"
+    grid_table().rename(columns={"value": "loss"}).to_csv(path, index=False)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "scalinglab", "suggest", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    proc = run("--y", "loss", "--budget", "1e21", "--bootstrap", "20", "--grid-n", "1e8,2e9", "--top", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert len(out["suggestions"]) == 2 and out["suggestions"][0]["score"] >= out["suggestions"][1]["score"]
+    assert {row["n_params"] for row in out["suggestions"]} <= {1e8, 2e9}
+    for args, needle in [
+        (["--y", "loss"], "one decision"),
+        (["--y", "loss", "--budget", "1e21", "--grid-n", "1e8,x"], "--grid-n"),
+        (["--y", "loss", "--target-n", "1e9"], "--target-n and --target-d go together"),
+        (["--budget", "1e21"], "no column 'value'"),
+        (["--y", "loss", "--budget", "1e21", "--top", "0"], "--top"),
+    ]:
+        proc = run(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (
+            proc.stderr
+        )
