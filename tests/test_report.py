@@ -117,7 +117,7 @@ def test_the_page_states_the_interval_level_and_improvement_actually_used(analys
 @pytest.mark.slow
 def test_a_warning_when_the_data_cannot_support_the_law(tmp_path):
     flat = study_table().assign(value=lambda t: 2.0 + 1e-4 * np.sin(np.arange(len(t))))
-    # no profile intervals: walking the open sides of a flat law takes minutes; the warnings come regardless
+    # no profile intervals: walking five open sides of a flat law takes half a minute; the warnings come regardless
     result = analyse(flat, "flat.csv", metric="loss", bootstrap=0, form="chinchilla", intervals=None)
     assert result.warnings  # an exponent near zero, or a law at its bounds: said, not hidden
     write_report(result, tmp_path / "flat")

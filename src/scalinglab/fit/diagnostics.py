@@ -83,12 +83,16 @@ def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
     condition = top / low if low > 0 else np.inf
     if condition <= CONDITION_LIMIT:
         return []
-    weak = eigvec[:, 0]
-    parts = [form.params[free[i]].public for i in np.argsort(-np.abs(weak)) if abs(weak[i]) > 0.3]
+    # every direction at least CONDITION_LIMIT times weaker than the strongest (with rounding, a flat direction
+    # can come out slightly negative and be ordered before another weak one), weakest first
+    weak = eigvec[:, eigval <= top / CONDITION_LIMIT]
+    loading = np.max(np.abs(weak), axis=1)
+    parts = [form.params[free[i]].public for i in np.argsort(-loading) if loading[i] > 0.3]
     shown = "inf" if not np.isfinite(condition) else f"{condition:.2g}"
     return [
-        f"poorly identified: Hessian condition number {shown}; the weakest direction mixes {', '.join(parts)}"
-        " (their values trade off against each other; read their intervals, not their point values)"
+        f"poorly identified: Hessian condition number {shown}; the weakest directions involve {', '.join(parts)}"
+        " (the data barely constrain them, or their values trade off against each other; read their intervals, "
+        "not their point values)"
     ]
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
+from scalinglab.files import write_text_atomic
 from scalinglab.fit.bootstrap import bootstrap_fits
 from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
@@ -408,10 +409,7 @@ class ScalingLaw:
 
     def save(self, path: str | Path) -> None:
         """Write the fit as JSON, atomically (a crash never leaves a half-written file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> ScalingLaw:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
+from scalinglab.files import write_text_atomic
 from scalinglab.fit.bootstrap import resample_weights
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.fit.links import LINKS, Link, LinkSelection, evaluate_link, fit_link, fit_link_params, select_link
@@ -400,10 +401,7 @@ class TwoStepLaw:
         )
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fit") -> TwoStepLaw:

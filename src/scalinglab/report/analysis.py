@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings as pywarnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ class Analysis:
     marks: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # other studies' compute
     all_points: bool = False
     verdict: list[str] = field(default_factory=list)  # filled by write_report from what the page shows
+    suggestions: Any = None  # optimal.suggest.Suggestions: which run narrows N_opt at 10x the largest budget most
 
 
 def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -153,8 +155,9 @@ def analyse(
         pywarnings.simplefilter("always")
         _fit_law(result, obs, form, bootstrap, selection, intervals)
         _fit_train_law(result, obs, rows, selection)
-        _fit_optimal(result, obs, rows, bootstrap, data_scale, selection)
+        parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection)
         _profile_and_costs(result, improvement)
+        _suggest(result, obs, parametric, bootstrap, selection)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
     return result
@@ -192,9 +195,10 @@ def _fit_train_law(result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, sele
 
 def _fit_optimal(
     result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict
-) -> None:
+) -> ScalingLaw | None:
+    """The compute-optimal laws; returns the chinchilla law the parametric method used (None without one)."""
     if "flops" not in obs or "run_id" not in obs:
-        return
+        return None
     scale = choose_data_scale(rows, data_scale)
     table = obs if scale is None else obs[np.isclose(pd.to_numeric(obs["data_scale"], errors="coerce"), scale)]
     if scale is not None and table[table["run_id"].isin(rows["run_id"])]["n_params"].nunique() < 2:
@@ -210,6 +214,38 @@ def _fit_optimal(
         result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
     except UserError as exc:
         result.warnings.append(f"compute-optimal laws not fitted: {exc}")
+    return law
+
+
+SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run next" (0 bootstrap: no section)
+SUGGEST_BUDGET_FACTOR = 10.0  # the decision: N_opt at this multiple of the largest run's compute
+
+
+def _suggest(result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootstrap: int, selection: dict) -> None:
+    """Which run to train next (optimal/suggest.py): candidates ranked by how much they narrow N_opt's
+    interval at 10x the largest run's compute, per FLOP."""
+    if law is None or not bootstrap or law.form_.name != "chinchilla" or result.final.empty:
+        return
+    from scalinglab.observations import select_fit_data
+    from scalinglab.optimal.suggest import suggest_runs
+
+    try:
+        data = select_fit_data(
+            obs, ("n", "d"), higher_is_better=result.higher_is_better, ceiling=law.ceiling, n_params=5, **selection
+        )
+        largest = float(np.max(6.0 * data.inputs[0] * data.inputs[1]))
+        result.suggestions = suggest_runs(
+            data,
+            budget=SUGGEST_BUDGET_FACTOR * largest,
+            bootstrap=SUGGEST_REPLICAS,
+            law=law,
+            higher_is_better=result.higher_is_better,
+            ceiling=law.ceiling,
+        )
+        notes = [w for w in result.suggestions.warnings if "used the last point" not in w]
+        result.warnings += [f"what to run next: {w}" for w in notes]
+    except UserError as exc:
+        result.warnings.append(f"what to run next: not computed: {exc}")
 
 
 def _parametric_law(result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict) -> ScalingLaw | None:

@@ -21,6 +21,7 @@ from scalinglab.fit.law import ScalingLaw
 from scalinglab.report import figures
 from scalinglab.report.analysis import Analysis
 from scalinglab.report.summary import summary
+from scalinglab.report.two_step import add_two_step_section
 from scalinglab.report.verdict import verdict
 
 STYLE = """
@@ -130,6 +131,9 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
             _scales_section(page, analysis)
         if analysis.optimal is not None:
             _optimal_section(page, analysis)
+        if analysis.suggestions is not None:
+            _next_runs_section(page, analysis)
+        add_two_step_section(page, analysis)
         _data_section(page, analysis)
     (output / "summary.json").write_text(json.dumps(summary(analysis), indent=2) + "\n")
     return page.write(analysis.title)
@@ -255,6 +259,14 @@ def _optimal_section(page: Page, analysis: Analysis) -> None:
     page.heading("Optimal-model laws N_opt(C), S_opt(C), D_opt(C)")
     page.text(f"From {runs}.")
     page.table(optimal.exponents_)
+    usage = getattr(optimal, "usage_table_", None)
+    if usage is not None:
+        page.text("What each method used (FLOPs range, points, and the points it dropped and why):")
+        page.table(usage)
+    agreement = getattr(optimal, "agreement_", None)
+    if agreement is not None and not agreement.table.empty:
+        page.text("Do the methods agree? (intervals compared; a consensus where they overlap)")
+        page.table(agreement.table)
     marked = f"; dotted: the compute of {', '.join(analysis.marks)}" if analysis.marks else ""
     page.figure(
         "envelope",
@@ -266,6 +278,20 @@ def _optimal_section(page: Page, analysis: Analysis) -> None:
     page.table(optimal.predict(budget))
     page.heading("Near-optimal configurations")
     page.table(optimal.near_optimal_.head(40))
+
+
+def _next_runs_section(page: Page, analysis: Analysis) -> None:
+    found = analysis.suggestions
+    current = found.current
+    page.heading("What to run next")
+    page.text(
+        f"Decision: {found.quantity}; its 95% interval now spans {current['width']:.3g} {found.width_unit} "
+        f"({current['lower']:.4g} .. {current['upper']:.4g}). Each candidate run is scored by the expected "
+        f"shrinkage of that interval per FLOP ({found.replicas} bootstrap replicas refitted with the candidate's "
+        "predicted outcome and noise added; `scalinglab suggest`, docs/compute_optimal.md). Best first:"
+    )
+    columns = ["rank", "n_params", "dataset_size", "flops", "current_width", "expected_width", "score"]
+    page.table(found.top(10)[[c for c in columns if c in found.table.columns]])
 
 
 def _data_section(page: Page, analysis: Analysis) -> None:

@@ -71,4 +71,6 @@ def summary(analysis: Analysis) -> dict[str, Any]:
             out["optimal_agreement"] = agreement.to_dict()
     if analysis.costs is not None:
         out["costs"] = analysis.costs.to_dict(orient="records")
+    if analysis.suggestions is not None:  # what to run next (optimal/suggest.py)
+        out["suggestions"] = analysis.suggestions.to_dict(top=10)
     return _clean(out)

@@ -74,6 +74,17 @@ class EvalSet(TaskOptions):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def check_eval_sets(
+    options: TaskOptions, eval_sets: list[EvalSet], presets: dict[str, dict[str, Any]], allowed: frozenset[str]
+) -> None:
+    """Every extra eval set has its own name and resolves to valid options (a ValueError naming it otherwise)."""
+    names = [s.name for s in eval_sets]
+    if len(set(names)) < len(names):
+        raise ValueError(f"eval_sets: names must differ, got {', '.join(names)}")
+    for eval_set in eval_sets:
+        eval_set_options(options, eval_set, presets, allowed)
+
+
 def eval_set_options(
     options: TaskOptions, eval_set: EvalSet, presets: dict[str, dict[str, Any]], allowed: frozenset[str]
 ) -> TaskOptions:

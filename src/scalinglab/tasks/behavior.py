@@ -22,7 +22,16 @@ from scalinglab.behavior.metrics import trajectory_metrics
 from scalinglab.behavior.model import BehaviorConfig, BehaviorTransformer, wta_loss
 from scalinglab.behavior.sample import TrajectorySet
 from scalinglab.errors import UserError
-from scalinglab.tasks.base import EvalSet, Task, TaskData, TaskOptions, eval_set_options, fixed_order, scaled_size
+from scalinglab.tasks.base import (
+    EvalSet,
+    Task,
+    TaskData,
+    TaskOptions,
+    check_eval_sets,
+    eval_set_options,
+    fixed_order,
+    scaled_size,
+)
 
 DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
     "synthetic": (20, 30, 6),
@@ -66,11 +75,7 @@ class BehaviorOptions(TaskOptions):
         if self.eval_sets:
             from scalinglab.behavior.synthetic import EVAL_PRESETS
 
-            names = [s.name for s in self.eval_sets]
-            if len(set(names)) < len(names):
-                raise ValueError(f"eval_sets: names must differ, got {', '.join(names)}")
-            for eval_set in self.eval_sets:
-                eval_set_options(self, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+            check_eval_sets(self, self.eval_sets, EVAL_PRESETS, EVAL_SET_KEYS)
         return self
 
     @model_validator(mode="after")

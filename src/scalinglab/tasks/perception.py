@@ -20,7 +20,16 @@ from torch import nn
 
 from scalinglab.errors import UserError
 from scalinglab.perception.sample import DetectionSet
-from scalinglab.tasks.base import EvalSet, Task, TaskData, TaskOptions, eval_set_options, fixed_order, scaled_size
+from scalinglab.tasks.base import (
+    EvalSet,
+    Task,
+    TaskData,
+    TaskOptions,
+    check_eval_sets,
+    eval_set_options,
+    fixed_order,
+    scaled_size,
+)
 
 if TYPE_CHECKING:
     from scalinglab.perception.model import BackboneSpec
@@ -69,11 +78,7 @@ class PerceptionOptions(TaskOptions):
         if self.eval_sets:
             from scalinglab.perception.synthetic import EVAL_PRESETS
 
-            names = [s.name for s in self.eval_sets]
-            if len(set(names)) < len(names):
-                raise ValueError(f"eval_sets: names must differ, got {', '.join(names)}")
-            for eval_set in self.eval_sets:
-                eval_set_options(self, eval_set, EVAL_PRESETS, EVAL_SET_KEYS)
+            check_eval_sets(self, self.eval_sets, EVAL_PRESETS, EVAL_SET_KEYS)
         return self
 
     @model_validator(mode="after")
