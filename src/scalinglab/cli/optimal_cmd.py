@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from scalinglab.cli import columns as vocabulary
@@ -14,6 +13,8 @@ from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, f
 from scalinglab.errors import UserError, check_flops_per_param_sample
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from scalinglab.fit.law import ScalingLaw
 
 Opt = typer.Option
@@ -123,6 +124,8 @@ def _short(value: float) -> str:
 
 def usage_view(table: pd.DataFrame) -> pd.DataFrame:
     """The usage table in 80 columns: the FLOPs range as one column, dropped points with their reasons."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "method": table["method"],
@@ -140,6 +143,8 @@ def usage_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def prediction_view(table: pd.DataFrame) -> pd.DataFrame:
     """Predictions with their interval in one column; a domain note replaces an impossible answer's value."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "method": table["method"],
@@ -157,6 +162,8 @@ def prediction_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def agreement_view(table: pd.DataFrame) -> pd.DataFrame:
     """The agreement table for people: the verdict, the consensus where the methods agree, the estimates' spread."""
+    import pandas as pd
+
     columns = ("verdict", "consensus", "spread_low", "spread_high")
     return pd.DataFrame(
         {

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import pandas as pd
 import typer
 
 from scalinglab.cli import columns as vocabulary
@@ -122,6 +121,8 @@ def suggest(
         f"sigma {result.noise:.3g}",
         highlight=False,
     )
+    import pandas as pd
+
     shown = result.top(top)
     view = pd.DataFrame(
         {
