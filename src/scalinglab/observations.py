@@ -97,9 +97,13 @@ def write_table(frame: pd.DataFrame, output: str | Path) -> None:
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserError(f"{output}: unknown file type '{suffix}'; use .csv or .parquet")
-    tmp = output.with_name(output.name + ".tmp")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+        raise UserError(f"{output}: cannot create the folder {output.parent} ({why})") from None
+    tmp = output.with_name(output.name + ".tmp")
+    try:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:

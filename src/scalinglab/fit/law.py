@@ -15,7 +15,7 @@ import pandas as pd
 
 from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
-from scalinglab.files import write_text_atomic
+from scalinglab.files import read_json, write_text_atomic
 from scalinglab.fit.bootstrap import bootstrap_fits
 from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
@@ -499,13 +499,7 @@ class ScalingLaw:
 
     @classmethod
     def load(cls, path: str | Path) -> ScalingLaw:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path)
         if not isinstance(data, dict):
             raise UserError(f"{path}: not a scalinglab fit (expected a JSON object)")
         return cls.from_dict(data, source=str(path))

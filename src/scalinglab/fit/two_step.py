@@ -20,7 +20,7 @@ import pandas as pd
 
 from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
-from scalinglab.files import write_text_atomic
+from scalinglab.files import read_json, write_text_atomic
 from scalinglab.fit.bootstrap import resample_weights
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.fit.links import LINKS, Link, LinkSelection, evaluate_link, fit_link, fit_link_params, select_link
@@ -110,29 +110,18 @@ def two_step_data(
     run and step). `via_split` is the intermediate's split when it differs from the metric's (default: the same).
     """
     cols = resolve_columns(columns)
-    if via in table.columns:
-        step1 = select_fit_data(
-            table,
-            inputs,
-            {**cols, "y": via},
-            source=source,
-            metric=metric,
-            split=split,
-            final_only=final_only,
-            n_params=1,
-            **selection,
-        )
+
+    def both(mapping: dict[str, str], rows_metric: str | None, rows_split: str | None) -> tuple[FitData, FitData]:
+        """Step 1's points (each run's last when `final_only`) and every checkpoint, for the link."""
+        common = {"source": source, "metric": rows_metric, "split": rows_split, "n_params": 1}
+        first = select_fit_data(table, inputs, mapping, final_only=final_only, **common, **selection)
         every = select_fit_data(
-            table,
-            inputs,
-            {**cols, "y": via},
-            source=source,
-            metric=metric,
-            split=split,
-            final_only=False,
-            n_params=1,
-            **{**selection, "on_duplicate": "keep"},
+            table, inputs, mapping, final_only=False, **common, **{**selection, "on_duplicate": "keep"}
         )
+        return first, every
+
+    if via in table.columns:
+        step1, every = both({**cols, "y": via}, metric, split)
         frame, is_csv = prepare_frame(table, source, metric, split)
         frame = frame.set_index(frame["_row"].to_numpy()).loc[every.rows]
         y = numeric_column(frame, cols["y"], "--y (the metric)", source, is_csv)
@@ -141,29 +130,7 @@ def two_step_data(
     elif "metric" in table.columns and via in set(table["metric"].astype(str)):
         if metric is None:
             raise UserError(f"{source}: --via '{via}' is a metric of the table; name the task metric with --metric")
-        vsplit = via_split or split
-        step1 = select_fit_data(
-            table,
-            inputs,
-            cols,
-            source=source,
-            metric=via,
-            split=vsplit,
-            final_only=final_only,
-            n_params=1,
-            **selection,
-        )
-        every = select_fit_data(
-            table,
-            inputs,
-            cols,
-            source=source,
-            metric=via,
-            split=vsplit,
-            final_only=False,
-            n_params=1,
-            **{**selection, "on_duplicate": "keep"},
-        )
+        step1, every = both(cols, via, via_split or split)
         run_col = cols["run"]
         if run_col not in table.columns or "steps" not in table.columns:
             raise UserError(
@@ -452,13 +419,7 @@ class TwoStepLaw:
 
     @classmethod
     def load(cls, path: str | Path) -> TwoStepLaw:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path)
         if not isinstance(data, dict) or not data.get("two_step"):
             raise UserError(f"{path}: not a scalinglab two-step fit")
         return cls.from_dict(data, source=str(path))

@@ -6,7 +6,6 @@ from their checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -139,24 +138,11 @@ def export(store: Store, output: Path) -> int:
 
     A missing parent folder is created; a file that cannot be written is a UserError naming it.
     """
+    from scalinglab.observations import write_table
+
     suffix = output.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
+    if suffix not in (".csv", ".parquet", ".pq"):  # before reading the store
         raise UserError(f"{output}: unknown file type '{suffix}'; use .csv or .parquet")
     obs = store.observations()
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
-        raise UserError(f"{output}: cannot create the folder {output.parent} ({why})") from None
-    tmp = output.with_name(output.name + ".tmp")
-    try:
-        if suffix == ".csv":
-            obs.to_csv(tmp, index=False)
-        else:
-            obs.to_parquet(tmp, index=False)
-        tmp.replace(output)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"{output}: cannot be written ({exc.strerror or exc})") from None
+    write_table(obs, output)
     return len(obs)
