@@ -31,7 +31,7 @@ import pandas as pd
 from scalinglab.fit.backtest import backtest_via
 from scalinglab.fit.two_step import TwoStepLaw, two_step_data
 
-DATA = Path("/work/shared/data/pythia_evals/pythia_zero_shot.csv")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pythia_evals" / "pythia_zero_shot.csv"
 TASKS = (
     "lambada_openai_acc",
     "piqa_acc",
