@@ -76,3 +76,24 @@ def test_per_problem_weights_are_independent_problems():
     # mse on a linear model: the closed-form least-squares solution
     design = np.stack([np.ones(ly.size), -lx[0]], axis=1)
     np.testing.assert_allclose(both.theta[0], np.linalg.lstsq(design, ly, rcond=None)[0], rtol=1e-8)
+
+
+def test_fits_from_several_threads_take_turns_in_the_compiled_kernel():
+    # numba's workqueue threading layer aborts the whole process when two threads launch parallel work at
+    # once; the kernel's lock makes fits from a thread pool safe (in a subprocess, so an abort fails the test).
+    import subprocess
+    import sys
+
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from scalinglab.testing import example_observations\n"
+        "from scalinglab.fit.law import ScalingLaw\n"
+        "obs = example_observations()\n"
+        "fit = lambda i: ScalingLaw(intervals=None).fit(obs).params_['alpha']\n"
+        "with ThreadPoolExecutor(3) as pool:\n"
+        "    values = list(pool.map(fit, range(3)))\n"
+        "print(len(set(values)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "1"  # the same data give the same fit in every thread

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -19,9 +20,13 @@ else:
     # numba's default OpenMP layer keeps its threads spinning between parallel regions; on a busy machine
     # (a study training beside the fit) the thousands of short calls of a profile walk then ran 40x slower
     # (115 s against 2.9 s for one chinchilla fit with profile intervals at a load average of 17). The
-    # workqueue layer's threads sleep. A user's NUMBA_THREADING_LAYER still wins.
+    # workqueue layer's threads sleep. A user's NUMBA_THREADING_LAYER still wins. The workqueue layer aborts the
+    # process when two threads launch parallel work at once, so launches hold _LAUNCH (fits from a user's
+    # thread pool take turns in the kernel, each still spread over the cores).
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "workqueue"
+
+_LAUNCH = threading.Lock()
 
 LOSS_CODES = {"mse": 0, "huber": 1, "asymmetric": 2}
 
@@ -107,16 +112,17 @@ def affine_lse_model(theta, sparse, ly, weights, loss):
     n_batch, n_par = theta.shape
     obj, grad, gn = np.empty(n_batch), np.empty((n_batch, n_par)), np.empty((n_batch, n_par, n_par))
     w = np.ascontiguousarray(np.atleast_2d(weights), dtype=float)
-    _compiled(
-        np.ascontiguousarray(theta, dtype=float),
-        *sparse,
-        ly,
-        w,
-        LOSS_CODES[loss.kind],
-        float(loss.delta),
-        float(loss.over_weight),
-        obj,
-        grad,
-        gn,
-    )
+    with _LAUNCH:
+        _compiled(
+            np.ascontiguousarray(theta, dtype=float),
+            *sparse,
+            ly,
+            w,
+            LOSS_CODES[loss.kind],
+            float(loss.delta),
+            float(loss.over_weight),
+            obj,
+            grad,
+            gn,
+        )
     return obj, grad, gn
