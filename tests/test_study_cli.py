@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -344,3 +345,14 @@ def test_a_garbage_database_is_one_line_and_left_as_it_is(tmp_path, command):
     one_line_error(cli("study", *args), f"error: {directory / 'study.sqlite'}: not a study database")
     assert (directory / "study.sqlite").read_bytes() == garbage
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_run_resume_and_export_print_json_on_stdout(tiny_study, tmp_path):
+    study = copy_study(tiny_study, tmp_path)
+    resumed = cli("study", "resume", str(study), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout) == {"directory": str(study), "counts": {"done": 2}}
+    exported = cli("study", "export", str(study), "-o", str(tmp_path / "obs.csv"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    rows = len(query(study, "SELECT * FROM observations"))
+    assert json.loads(exported.stdout) == {"output": str(tmp_path / "obs.csv"), "rows": rows}

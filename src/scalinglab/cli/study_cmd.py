@@ -20,7 +20,15 @@ RayTimeout = Annotated[
 ]
 
 
-def _summary(counts: dict[str, int], directory: Path) -> None:
+JsonFlag = Annotated[bool, Opt("--json", help="print JSON instead of text (progress stays on stderr)")]
+
+
+def _summary(counts: dict[str, int], directory: Path, as_json: bool = False) -> None:
+    if as_json:
+        from scalinglab.cli.render import print_json
+
+        print_json({"directory": str(directory), "counts": {k: int(v) for k, v in sorted(counts.items())}})
+        return
     text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     console.print(f"study {directory}: {text}")
 
@@ -33,6 +41,7 @@ def run(
     workers: Annotated[int, Opt(help="local worker processes")] = 1,
     address: Annotated[str | None, Opt(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
     ray_timeout: RayTimeout = RAY_TIMEOUT,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train every cell of the study's grid; a second run on the same directory resumes it."""
     from scalinglab.study.config import load_config
@@ -44,7 +53,7 @@ def run(
     check_executor(executor, workers, address, ray_timeout, connect=True)  # an unreachable Ray creates nothing
     directory = output or Path(f"study-{config.name}")
     store = Store.create(directory, config)
-    _summary(execute(store, executor, workers, address, ray_timeout=ray_timeout), directory)
+    _summary(execute(store, executor, workers, address, ray_timeout=ray_timeout), directory, as_json)
 
 
 @app.command("resume")
@@ -55,6 +64,7 @@ def resume(
     address: Annotated[str | None, Opt(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
     retry_failed: Annotated[bool, Opt(help="also train the runs that failed")] = False,
     ray_timeout: RayTimeout = RAY_TIMEOUT,
+    as_json: JsonFlag = False,
 ) -> None:
     """Continue an interrupted study: finished runs are kept, interrupted ones continue from their checkpoint."""
     from scalinglab.study.runner import check_executor, execute
@@ -62,7 +72,7 @@ def resume(
 
     store = Store.open(directory)
     check_executor(executor, workers, address, ray_timeout, connect=True)
-    _summary(execute(store, executor, workers, address, retry_failed, ray_timeout=ray_timeout), directory)
+    _summary(execute(store, executor, workers, address, retry_failed, ray_timeout=ray_timeout), directory, as_json)
 
 
 @app.command("status")
@@ -127,10 +137,16 @@ def _cell(value: Any, count: bool = False) -> str:
 def export(
     directory: Annotated[Path, typer.Argument(help="study directory")],
     output: Annotated[Path, Opt("-o", "--output", help="observations file (.csv or .parquet)")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Write the observations table that `scalinglab fit` and `scalinglab optimal` read as they are."""
     from scalinglab.study.runner import export as export_table
     from scalinglab.study.store import Store
 
     rows = export_table(Store.open(directory), output)
+    if as_json:
+        from scalinglab.cli.render import print_json
+
+        print_json({"output": str(output), "rows": rows})
+        return
     console.print(f"{rows} observations written to {output}")
