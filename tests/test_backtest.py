@@ -163,16 +163,6 @@ def test_wider_prediction_intervals_cover_at_least_as_many_points():
 
 
 def test_direct_and_two_step_backtests_predict_the_same_held_out_points():
-    numba = pytest.importorskip("numba")  # small batches: one thread (tests/test_two_step.py says why)
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        _direct_and_two_step()
-    finally:
-        numba.set_num_threads(before)
-
-
-def _direct_and_two_step():
     from scalinglab.fit.backtest import backtest_via
     from scalinglab.testing import chinchilla_loss
 

@@ -1,7 +1,6 @@
 """Two-step laws: (N, D) -> loss by a law, loss -> task metric by a monotone link, chained with intervals."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,21 +13,6 @@ from scalinglab.fit.forms import get_form
 from scalinglab.fit.links import LINKS, evaluate_link, fit_link, select_link
 from scalinglab.fit.two_step import TwoStepLaw, two_step_data
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
-
-
-@pytest.fixture(autouse=True)
-def one_numba_thread():
-    """These fits are many small batches: on a loaded machine the fused kernel's parallel threads wait for
-    each other far longer than they compute (the coverage simulation: 27 s on one thread, 760 s on two at a
-    load average of 12). Results do not depend on the thread count: each problem of a batch is one thread's."""
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
-
-
-ONE_THREAD = {**os.environ, "NUMBA_NUM_THREADS": "1"}  # the same for the command-line runs
 
 LINK_TRUTH = {
     "sigmoid": np.array([0.25, 0.9, 6.0, 2.6]),  # floor, ceiling, k, x0: accuracy falling with the loss
@@ -196,7 +180,6 @@ def test_cli_fit_via(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env=ONE_THREAD,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -206,14 +189,14 @@ def test_cli_fit_via(tmp_path):
     assert TwoStepLaw.load(tmp_path / "f.json").link_.name == out["link"]["link"]
     back = [sys.executable, "-m", "scalinglab", "backtest", str(path), "--via", "loss", "--y", "acc", "--all-points"]
     back += ["--higher-is-better", "--forms", "chinchilla", "--holdout", "n_params>1e9", "--bootstrap", "10", "--json"]
-    proc = subprocess.run(back, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    proc = subprocess.run(back, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert {s["method"] for s in out["scores"]} == {"direct:chinchilla", "two_step:chinchilla"}
     assert {p["method"] for p in out["predictions"]} == {"direct:chinchilla", "two_step:chinchilla"}
     assert len(out["predictions"]) == 2 * 16  # the 4 runs of the largest model, 4 checkpoints each
     assert set(out["predictions"][0]) == {"method", "row", "run", "observed", "predicted", "lower", "upper"}
-    bad = subprocess.run([*args[:5], "--via", "nope"], capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    bad = subprocess.run([*args[:5], "--via", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "'nope'" in bad.stderr
 
 
