@@ -225,3 +225,23 @@ def test_report_pieces():
     assert exponent_differences({"eval": law_a, "eval:x": law_a}) == [
         "no exponent differs beyond its interval across eval, eval:x"
     ]
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_metric_through_the_loss(tmp_path):
+    # observation rows: the loss and the accuracy at every checkpoint, as a study writes them
+    wide = two_step_table(seed=5)
+    wide["flops"] = 6 * wide["n_params"] * wide["dataset_size"]
+    rows = [
+        wide.drop(columns=["loss", "acc"]).assign(metric=name, split="eval", value=wide[column])
+        for name, column in (("loss", "loss"), ("acc", "acc"))
+    ]
+    obs = pd.concat(rows, ignore_index=True)
+    from scalinglab.report.analysis import analyse
+    from scalinglab.report.html import write_report
+
+    analysis = analyse(obs, "table", metric="acc", higher_is_better=True, bootstrap=0, intervals=None)
+    assert analysis.two_step is not None and analysis.two_step_error is None
+    assert set(analysis.two_step.figures) == {"link", "chained"}
+    html = write_report(analysis, tmp_path / "r").read_text()
+    assert "acc through the loss (two-step law)" in html

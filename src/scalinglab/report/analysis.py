@@ -42,6 +42,8 @@ class Analysis:
     all_points: bool = False
     verdict: list[str] = field(default_factory=list)  # filled by write_report from what the page shows
     suggestions: Any = None  # optimal.suggest.Suggestions: which run narrows N_opt at 10x the largest budget most
+    two_step: Any = None  # report.two_step.TwoStepSection: the metric through the eval loss, when the table has both
+    two_step_error: str | None = None  # why the two-step fits failed
 
 
 def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -158,6 +160,7 @@ def analyse(
         parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection)
         _profile_and_costs(result, improvement)
         _suggest(result, obs, parametric, bootstrap, selection)
+        _two_step(result)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
     return result
@@ -215,6 +218,13 @@ def _fit_optimal(
     except UserError as exc:
         result.warnings.append(f"compute-optimal laws not fitted: {exc}")
     return law
+
+
+def _two_step(result: Analysis) -> None:
+    """The metric through the eval loss (report/two_step.py), when the table has both."""
+    from scalinglab.report.two_step import fit_two_step_section  # matplotlib, on use
+
+    fit_two_step_section(result)
 
 
 SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run next" (0 bootstrap: no section)

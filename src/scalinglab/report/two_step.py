@@ -267,19 +267,27 @@ def two_step_section(
     return section
 
 
-def add_two_step_section(page: Any, analysis: Any) -> None:
-    """The report's section for a task metric through the loss, on an `html.Page` for an `analysis.Analysis`:
-    nothing when the study has no eval loss beside the metric; a warning line when the fits fail."""
+def fit_two_step_section(analysis: Any) -> None:
+    """Fill `analysis.two_step` (or `analysis.two_step_error`) for a task metric beside an eval loss; called
+    by `report.analysis.analyse`, so the page only draws what the analysis computed."""
     obs, metric = analysis.observations, analysis.metric
     if "metric" not in obs or metric == "loss" or "loss" not in set(obs["metric"].astype(str)):
         return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            section = two_step_section(obs, metric, analysis.higher_is_better, split=analysis.split or "eval")
+            analysis.two_step = two_step_section(obs, metric, analysis.higher_is_better, split=analysis.split or "eval")
     except UserError as exc:
+        analysis.two_step_error = str(exc)
+
+
+def add_two_step_section(page: Any, analysis: Any) -> None:
+    """The report's section for a task metric through the loss, on an `html.Page` for an `analysis.Analysis`:
+    nothing when the study has no eval loss beside the metric; a warning line when the fits failed."""
+    metric, section = analysis.metric, analysis.two_step
+    if analysis.two_step_error is not None:
         page.heading(f"{metric} through the loss")
-        page.warning(f"no two-step law: {exc}")
+        page.warning(f"no two-step law: {analysis.two_step_error}")
         return
     if section is None:
         return
