@@ -11,7 +11,7 @@ import pytest
 from scalinglab import ScalingLaw, UserError
 from scalinglab.observations import select_fit_data
 from scalinglab.optimal.parametric import parametric_allocation
-from scalinglab.optimal.suggest import _Decision, default_candidates, grid_candidates, suggest_runs
+from scalinglab.optimal.suggest import _Decision, default_axes, default_candidates, grid_candidates, suggest_runs
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
 
 
@@ -37,19 +37,31 @@ def ranked(data, law):
     return suggest_runs(data, budget=1e21, candidates=candidates, bootstrap=20, seed=0, law=law)
 
 
-def test_default_candidates_are_the_grid_extended_less_the_observed(data):
+def test_default_candidates_hold_every_iso_flop_line_up_to_the_largest_model(data):
     n, d = data.inputs
     candidates = default_candidates(n, d)
-    assert len(candidates) == (6 + 2) * (4 + 2) - 24  # two larger sizes on each axis, observed pairs left out
-    assert candidates[:, 0].max() == pytest.approx(4 * n.max()) and candidates[:, 1].max() == pytest.approx(4 * d.max())
-    observed = set(zip(n.round(), d.round(), strict=True))
-    assert not observed & set(zip(candidates[:, 0].round(), candidates[:, 1].round(), strict=True))
+    n_axis, d_axis = default_axes(n, d)
+    np.testing.assert_allclose(np.diff(np.log(n_axis)), np.log(2) / 2)  # one log step on both axes
+    np.testing.assert_allclose(np.diff(np.log(d_axis)), np.log(2) / 2)
+    assert n_axis[0] == n.min() and n_axis[-1] >= 4 * n.max() > n_axis[-2]
+    assert d_axis[0] == pytest.approx(d.min() / 16) and d_axis[-1] >= 4 * d.max() > d_axis[-2]
+    observed = set(zip(np.log(n).round(6), np.log(d).round(6), strict=True))
+    keys = set(zip(np.log(candidates[:, 0]).round(6), np.log(candidates[:, 1]).round(6), strict=True))
+    assert not observed & keys
+    # brute force: every grid pair at least as costly as the largest model on the least data is a candidate ...
+    every = [(a, b) for a in n_axis for b in d_axis if a * b >= n_axis[-1] * d_axis[0] * (1 - 1e-9)]
+    fresh = [(a, b) for a, b in every if (round(np.log(a), 6), round(np.log(b), 6)) not in observed]
+    assert len(candidates) == len(fresh)
+    # ... so the largest model at each candidate's cost is a candidate too
+    for a, b in candidates:
+        assert (round(np.log(n_axis[-1]), 6), round(np.log(a * b / n_axis[-1]), 6)) in keys
     assert len(grid_candidates(np.array([1e8, n[0]]), np.array([d[0]]), n, d)) == 1
 
 
-def test_rows_are_sane_and_ranked_by_shrinkage_per_flop(ranked):
+def test_rows_are_sane_and_ranked_by_shrinkage_per_flop(data, ranked):
     table = ranked.table
-    assert len(table) == 8 and table["rank"].tolist() == list(range(1, 9))
+    count = len(default_candidates(*data.inputs)[::3])
+    assert len(table) == count and table["rank"].tolist() == list(range(1, count + 1))
     np.testing.assert_allclose(table["flops"], 6 * table["n_params"] * table["dataset_size"], rtol=1e-12)
     assert np.all(np.isfinite(table["expected_width"])) and np.all(table["expected_width"] > 0)
     assert np.all(table["current_width"] == ranked.current["width"])

@@ -35,13 +35,17 @@ def suggest(
     target_n: Annotated[float | None, Opt(help="decide the prediction at this model size (with --target-d)")] = None,
     target_d: Annotated[float | None, Opt(help="decide the prediction at this data size (with --target-n)")] = None,
     grid_n: Annotated[
-        str | None, Opt(help="candidate model sizes, comma-separated [the observed ones, 2x and 4x the largest]")
+        str | None,
+        Opt(help="candidate model sizes, comma-separated [the smallest observed to 4x the largest, steps of 2^0.5]"),
     ] = None,
     grid_d: Annotated[
-        str | None, Opt(help="candidate data sizes, comma-separated [the observed ones, 2x and 4x the largest]")
+        str | None,
+        Opt(help="candidate data sizes, comma-separated [1/16 of the smallest observed to 4x the largest, 2^0.5]"),
     ] = None,
     top: Annotated[int, Opt(help="how many candidates to show")] = 10,
-    bootstrap: Annotated[int, Opt(help="run-bootstrap replicas refitted per candidate (>= 20)")] = 200,
+    bootstrap: Annotated[
+        int, Opt(help="run-bootstrap replicas: the current interval, and the draws the criterion averages (>= 20)")
+    ] = 200,
     seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
     noise: Annotated[
         float | None, Opt(help="log-normal sigma of a new run's outcome [the fit's residual scale]")
@@ -64,7 +68,7 @@ def suggest(
     """Rank candidate runs (N x D) by how much each is expected to narrow the 95% interval of N_opt at --budget,
     or of the prediction at --target-n/--target-d, per FLOP it costs."""
     from scalinglab.observations import read_table, select_fit_data
-    from scalinglab.optimal.suggest import grid_candidates, suggest_runs
+    from scalinglab.optimal.suggest import default_axes, grid_candidates, suggest_runs
 
     check_count(top, "--top", minimum=1)
     check_count(bootstrap, "--bootstrap", minimum=20)
@@ -95,9 +99,9 @@ def suggest(
     candidates = None
     if n_values is not None or d_values is not None:
         n_obs, d_obs = fit_data.inputs
-        scale = np.array([2.0, 4.0])
-        n_grid = n_values if n_values is not None else np.unique(np.concatenate([n_obs, n_obs.max() * scale]))
-        d_grid = d_values if d_values is not None else np.unique(np.concatenate([d_obs, d_obs.max() * scale]))
+        n_axis, d_axis = default_axes(n_obs, d_obs)
+        n_grid = n_values if n_values is not None else n_axis
+        d_grid = d_values if d_values is not None else d_axis
         candidates = grid_candidates(n_grid, d_grid, n_obs, d_obs)
     result = suggest_runs(
         fit_data,
@@ -118,7 +122,7 @@ def suggest(
     console.print(
         f"{result.quantity}: {now['value']:.4g}, {percent(0.95)} interval {now['lower']:.4g} .. {now['upper']:.4g} "
         f"(width {now['width']:.3g} {result.width_unit}); {result.replicas} replicas, new-run noise "
-        f"sigma {result.noise:.3g}",
+        f"sigma {result.noise:.3g}; {len(result.table)} candidates",
         highlight=False,
     )
     import pandas as pd

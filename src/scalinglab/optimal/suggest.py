@@ -1,14 +1,27 @@
 """Which run to train next: candidates ranked by how much they are expected to narrow a decision's interval per FLOP.
 
-The decision quantity is N_opt at a budget C (from the fitted L(N, D) = E + A/N^alpha + B/D^beta, in closed
-form) or the predicted metric at a target (N, D). Its current 95% interval comes from K run-bootstrap refits
-of the law. For a candidate run (N, D), each of those K replicas is refitted with the candidate added: the
-same resampled runs (so the comparison is paired), plus the candidate's outcome drawn from the current fit's
-prediction times log-normal noise at the fit's residual scale (root mean square of the log
-residuals, on n - 5 degrees of freedom) (M stratified noise levels, one per replica in
-turn). The width of the refitted replicas' interval is the candidate's expected width; the score is the
-expected shrinkage (current width - expected width) per FLOP of the candidate, k N D. The K x candidates
-refits run as batched optimisations (CHUNK candidates at a time), each warm-started from its replica.
+The decision quantity g(theta) is N_opt at a budget C (from the fitted L(N, D) = E + A/N^alpha + B/D^beta, in
+closed form) or the predicted metric at a target (N, D). Its current 95% interval comes from K run-bootstrap
+refits of the law. A candidate run x = (N, D) is scored by a deterministic preposterior criterion, the
+linearised (delta-method, c-optimal design) variance of g once x is added:
+
+    V(x) = grad_g^T (J^T J / sigma^2 + j_x j_x^T / s^2)^-1 grad_g
+
+with J the Jacobian of the log predictions at the observed runs with respect to the internal parameters, j_x
+the same at x, sigma the fit's residual scale and s the new run's (the same by default). A Sherman-Morrison
+rank-one update gives V(x) for every candidate at once from the current covariance. Since g is far from
+linear over its interval, the ratio V(x) / V(none) is evaluated at each bootstrap replica's parameters and
+averaged (a design average over the parameter draws). A run bootstrap of the runs plus the candidate draws
+the candidate m ~ Binomial(n + 1, 1 / (n + 1)) times (m = 0 in about 36% of the replicas), so the expected
+width is the current bootstrap width times the width ratio of the mixture over m of normals whose variance
+ratios are those of m copies of x. The score is the expected shrinkage (current - expected width) per FLOP
+of the candidate, k N D.
+
+The default candidates are an N x D grid with one log step on both axes (so every iso-FLOP line through
+it is on it), from the smallest observed model to 4x the largest and from 1/16 of the smallest observed
+data size to 4x the largest, less the observed pairs and the runs cheaper than the largest candidate
+model on the smallest candidate data size: at every candidate's cost, the whole range of model sizes
+(the largest model included) is a candidate too.
 
 This is a preposterior estimate under the current fit: it assumes the form is right and the truth near
 the fitted law; it says which run is most informative about the decision, not what the run will show.
@@ -21,20 +34,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 from scalinglab.errors import UserError, check_flops_per_param_sample, check_level, check_whole
 from scalinglab.fit.bootstrap import resample_weights
+from scalinglab.fit.forms.base import Form
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.fit.optimize import minimize
 from scalinglab.observations import FitData
 from scalinglab.optimal.parametric import allocation_coefficients
 
 MIN_REPLICAS = 20
-NOISE_LEVELS = 8  # stratified normal quantiles for the candidate's outcome noise
 MIN_NOISE = 1e-4  # floor of the residual scale (log units), for fits that pass through every point
-CHUNK = 16  # candidates refitted per batch (bounds the batch's weight matrix)
-REFIT = {"max_iter": 500, "ftol": 1e-10}  # the same for the current replicas and the candidates' refits
+REFIT = {"max_iter": 500, "ftol": 1e-10}  # the current replicas' refits
+GRID_STEP = 2.0**0.5  # default candidates: the log step on both axes
+N_ABOVE = 4.0  # default candidates: model sizes up to this multiple of the largest observed
+D_ABOVE = 4.0  # ... data sizes up to this multiple of the largest observed
+D_BELOW = 16.0  # ... and down to the smallest observed divided by this
+GRADIENT_STEP = 1e-5  # central differences of the decision quantity in the internal parameters
+MAX_COPIES = 5  # a run-bootstrap resample draws the new run 0 .. MAX_COPIES times (the rest: < 0.1%)
+BISECTIONS = 60  # the mixture's quantile
+CHUNK = 2048  # candidates per batch of the design criterion (bounds the (replicas, candidates, P) arrays)
 
 
 @dataclass
@@ -73,12 +93,24 @@ class Suggestions:
         }
 
 
-def default_candidates(n: np.ndarray, d: np.ndarray, scales: tuple[float, ...] = (2.0, 4.0)) -> np.ndarray:
-    """(K, 2) candidate (N, D): every observed model size and data size, and `scales` times the largest of
-    each, crossed; pairs already observed are left out."""
-    n_grid = np.unique(np.concatenate([np.unique(n), n.max() * np.asarray(scales)]))
-    d_grid = np.unique(np.concatenate([np.unique(d), d.max() * np.asarray(scales)]))
-    return grid_candidates(n_grid, d_grid, n, d)
+def default_axes(n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The default candidate axes: model sizes from the smallest observed to N_ABOVE x the largest, data sizes
+    from the smallest observed / D_BELOW to D_ABOVE x the largest, both in steps of GRID_STEP."""
+    n_lo, d_lo = float(np.min(n)), float(np.min(d)) / D_BELOW
+    n_steps = int(np.ceil(np.log(N_ABOVE * np.max(n) / n_lo) / np.log(GRID_STEP) - 1e-9))
+    d_steps = int(np.ceil(np.log(D_ABOVE * np.max(d) / d_lo) / np.log(GRID_STEP) - 1e-9))
+    return n_lo * GRID_STEP ** np.arange(n_steps + 1), d_lo * GRID_STEP ** np.arange(d_steps + 1)
+
+
+def default_candidates(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(K, 2) candidate (N, D): the `default_axes` grid, less the observed pairs and the runs cheaper than the
+    largest candidate model on the smallest candidate data size, so that at every candidate's cost the
+    whole range of candidate model sizes is on the grid too (one log step on both axes: iso-FLOP lines
+    run through grid points)."""
+    n_grid, d_grid = default_axes(n, d)
+    pairs = grid_candidates(n_grid, d_grid, n, d)
+    floor = np.log(n_grid[-1]) + np.log(d_grid[0]) - 1e-9
+    return pairs[np.log(pairs[:, 0]) + np.log(pairs[:, 1]) >= floor]
 
 
 def grid_candidates(n_grid: np.ndarray, d_grid: np.ndarray, n: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -114,6 +146,14 @@ class _Decision:
         with np.errstate(over="ignore"):
             return self.law.to_metric(np.exp(form.log_predict(theta, lx)[:, 0]))
 
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """(B, P) d value / d theta by central differences (GRADIENT_STEP in every internal parameter)."""
+        n_batch, n_par = theta.shape
+        step = GRADIENT_STEP * np.eye(n_par)
+        shifted = np.concatenate([theta[:, None, :] + step[None], theta[:, None, :] - step[None]], axis=1)
+        values = self.values(shifted.reshape(-1, n_par)).reshape(n_batch, 2, n_par)
+        return (values[:, 0] - values[:, 1]) / (2 * GRADIENT_STEP)
+
 
 def _interval(values: np.ndarray, ci_level: float) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
@@ -143,7 +183,8 @@ def suggest_runs(
 
     Exactly one of `budget` (N_opt there) and `target` ((N, D): the prediction there) names the decision.
     `noise`: the candidate outcome's log-normal scale (default: the fit's residual scale). `law`: a
-    chinchilla law already fitted to `data` (fitted here when not given).
+    chinchilla law already fitted to `data` (fitted here when not given). `bootstrap` replicas give the
+    current interval and the parameter draws the design criterion is averaged over (module docstring).
     """
     _check(data, budget, target, bootstrap, seed, noise, flops_per_param_sample, ci_level)
     if law is None:
@@ -163,7 +204,8 @@ def suggest_runs(
     lx, ly = np.log(data.inputs), np.log(data.y)
     residual = form.log_predict(law.theta_[None, :], lx)[0] - ly
     scale = np.sqrt(np.sum(residual**2) / max(ly.size - form.n_params, 1))
-    sigma = float(max(scale, MIN_NOISE)) if noise is None else float(noise)
+    sigma_fit = float(max(scale, MIN_NOISE))
+    sigma = sigma_fit if noise is None else float(noise)
 
     weights = resample_weights(ly.size, bootstrap, seed, data.groups)
     start = np.repeat(law.theta_[None, :], bootstrap, axis=0)
@@ -172,7 +214,16 @@ def suggest_runs(
     lo, hi = _interval(now, ci_level)
     current_width = hi - lo  # log10 N_opt for a budget: a width in decades
 
-    expected = _refit_with_candidates(law, lx, ly, weights, current, candidates, sigma, decision, ci_level)
+    usable = current[np.isfinite(now)]
+    n_runs = ly.size if data.groups is None else np.unique(data.groups).size
+    copies, chance = copy_chances(n_runs)
+    ratios, used = np.ones((copies.size, len(candidates))), 0
+    for i, m in enumerate(copies[1:], start=1):  # the candidate drawn m times: its noise variance / m
+        if not len(usable):
+            ratios[i] = np.nan
+            continue
+        ratios[i], used = variance_ratios(form, usable, lx, candidates, decision, sigma_fit, sigma / np.sqrt(m))
+    expected = current_width * mixture_width_ratio(ratios, chance, ci_level)
     flops = flops_per_param_sample * candidates[:, 0] * candidates[:, 1]
     shrinkage = current_width - expected
     table = pd.DataFrame(
@@ -195,7 +246,13 @@ def suggest_runs(
     if undefined:
         warnings.append(
             f"{undefined} of {bootstrap} replicas have an exponent at zero (N_opt undefined) and are left out of "
-            "the interval"
+            "the interval and of the design average"
+        )
+    if used < len(usable):
+        dropped = len(usable) - used
+        warnings.append(
+            f"{dropped} replicas have a singular design (no finite linearised variance) and are left out of the "
+            "design average"
         )
     if budget is not None:
         point_value, lower, upper = 10**point, 10**lo, 10**hi
@@ -205,46 +262,81 @@ def suggest_runs(
     return Suggestions(table, decision.name, decision.unit, current_info, sigma, bootstrap, warnings)
 
 
-def _refit_with_candidates(
-    law: ScalingLaw,
-    lx: np.ndarray,
-    ly: np.ndarray,
-    weights: np.ndarray,
-    replicas: np.ndarray,
-    candidates: np.ndarray,
-    sigma: float,
-    decision: _Decision,
-    ci_level: float,
-) -> np.ndarray:
-    """Expected interval width with each candidate added to every replica; CHUNK candidates per batch.
+def copy_chances(n_runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(m = 0 .. MAX_COPIES, P(m)): how often a run-bootstrap resample of n_runs + 1 runs draws the new one,
+    Binomial(n_runs + 1, 1 / (n_runs + 1)), renormalised over the m kept."""
+    copies = np.arange(MAX_COPIES + 1)
+    chance = binom.pmf(copies, n_runs + 1, 1.0 / (n_runs + 1))
+    return copies, chance / chance.sum()
 
-    A batch shares one design: the observed points plus NOISE_LEVELS outcomes of each of its candidates;
-    each refit weighs the resampled observed points and one outcome of its own candidate (the noise
-    levels in turn across the replicas), so every problem is independent of the batch it runs in.
+
+def mixture_width_ratio(ratios: np.ndarray, chance: np.ndarray, level: float) -> np.ndarray:
+    """(C,) central `level` interval width of the mixture sum_m chance_m N(0, ratios[m]) over that of N(0, 1).
+
+    ratios (M, C): variance ratios per component and candidate. The mixture's quantile q solves
+    sum_m chance_m (2 Phi(q / sqrt(ratios_m)) - 1) = level (bisection); the result is q / Phi^-1((1 + level) / 2).
+    NaN where a ratio is not finite.
     """
-    form, loss = law.form_, law.loss_function()
-    n_boot, n_pts = weights.shape
-    levels = sigma * norm.ppf((np.arange(NOISE_LEVELS) + 0.5) / NOISE_LEVELS)
-    level_of = np.arange(n_boot) % NOISE_LEVELS
-    widths = np.empty(len(candidates))
+    scale = np.sqrt(np.clip(ratios, 1e-300, None))
+    z = norm.ppf(0.5 + level / 2)
+    lo, hi = np.zeros(ratios.shape[1]), np.full(ratios.shape[1], z * max(float(np.nanmax(scale, initial=1.0)), 1.0))
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        inside = np.sum(chance[:, None] * (2 * norm.cdf(mid / scale) - 1), axis=0)
+        lo, hi = np.where(inside < level, mid, lo), np.where(inside < level, hi, mid)
+    out = 0.5 * (lo + hi) / z
+    return np.where(np.all(np.isfinite(ratios), axis=0), out, np.nan)
+
+
+def added_point_variance(cov: np.ndarray, grad: np.ndarray, jac: np.ndarray, noise_var: float) -> np.ndarray:
+    """Linearised variance of g after adding one point, for many points at once (Sherman-Morrison).
+
+    cov (B, P, P): the parameters' covariance now, (J^T J / sigma^2)^-1; grad (B, P): d g / d theta; jac
+    (B, C, P): d log prediction / d theta at C new points; noise_var: a new point's variance (log units).
+    Returns (B, C) grad^T (cov^-1 + j j^T / noise_var)^-1 grad
+    = grad^T cov grad - (grad^T cov j)^2 / (noise_var + j^T cov j).
+    """
+    u = np.einsum("bpq,bq->bp", cov, grad)
+    now = np.einsum("bp,bp->b", grad, u)
+    along = np.einsum("bcp,bp->bc", jac, u)
+    spread = np.einsum("bcp,bpq,bcq->bc", jac, cov, jac)
+    return now[:, None] - along**2 / (noise_var + spread)
+
+
+def variance_ratios(
+    form: Form,
+    draws: np.ndarray,
+    lx: np.ndarray,
+    candidates: np.ndarray,
+    decision: _Decision,
+    sigma: float,
+    noise: float,
+) -> tuple[np.ndarray, int]:
+    """(mean over the usable draws of V(x) / V(none) per candidate (C,), how many draws were usable).
+
+    At each parameter draw theta_b (B, P): the covariance sigma^2 (J^T J)^-1 of the observed design
+    (free parameters only), the decision's gradient, and `added_point_variance` with a new point of
+    log-normal scale `noise`. A draw whose covariance or variance is not finite and positive is left out.
+    """
+    free = form.free
+    jac_obs = form.value_and_jacobian(draws, lx)[1][:, :, free]
+    info = np.einsum("bnp,bnq->bpq", jac_obs, jac_obs) / sigma**2
+    with np.errstate(all="ignore"):
+        cov = np.linalg.pinv(info, hermitian=True)
+        grad = decision.gradient(draws)[:, free]
+        now = np.einsum("bp,bpq,bq->b", grad, cov, grad)
+    ok = np.isfinite(now) & (now > 0) & np.all(np.isfinite(cov), axis=(1, 2))
+    if not ok.any():
+        return np.full(len(candidates), np.nan), 0
+    draws, cov, grad, now = draws[ok], cov[ok], grad[ok], now[ok]
+    ratio = np.empty(len(candidates))
     for first in range(0, len(candidates), CHUNK):
         chunk = candidates[first : first + CHUNK]
-        n_cand = len(chunk)
-        log_cand = np.log(chunk.T)  # (2, C)
-        predicted = form.log_predict(law.theta_[None, :], log_cand)[0]  # (C,)
-        all_lx = np.concatenate([lx, np.repeat(log_cand, NOISE_LEVELS, axis=1)], axis=1)
-        all_ly = np.concatenate([ly, (predicted[:, None] + levels[None, :]).ravel()])
-        batch_w = np.zeros((n_cand, n_boot, n_pts + n_cand * NOISE_LEVELS))
-        batch_w[:, :, :n_pts] = weights[None, :, :]
-        for c in range(n_cand):
-            batch_w[c, np.arange(n_boot), n_pts + c * NOISE_LEVELS + level_of] = 1.0
-        starts = np.tile(replicas, (n_cand, 1))
-        theta = minimize(form, all_lx, all_ly, starts, loss, batch_w.reshape(n_cand * n_boot, -1), **REFIT).theta
-        values = decision.values(theta).reshape(n_cand, n_boot)
-        for c in range(n_cand):
-            lo, hi = _interval(values[c], ci_level)
-            widths[first + c] = hi - lo
-    return widths
+        jac = form.value_and_jacobian(draws, np.log(chunk.T))[1][:, :, free]
+        with np.errstate(all="ignore"):
+            after = added_point_variance(cov, grad, jac, noise**2)
+        ratio[first : first + len(chunk)] = np.mean(np.clip(after / now[:, None], 0.0, 1.0), axis=0)
+    return ratio, int(ok.sum())
 
 
 def _check(

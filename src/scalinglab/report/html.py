@@ -287,8 +287,9 @@ def _next_runs_section(page: Page, analysis: Analysis) -> None:
     page.text(
         f"Decision: {found.quantity}; its 95% interval now spans {current['width']:.3g} {found.width_unit} "
         f"({current['lower']:.4g} .. {current['upper']:.4g}). Each candidate run is scored by the expected "
-        f"shrinkage of that interval per FLOP ({found.replicas} bootstrap replicas refitted with the candidate's "
-        "predicted outcome and noise added; `scalinglab suggest`, docs/compute_optimal.md). Best first:"
+        f"shrinkage of that interval per FLOP (the linearised variance of the decision with the candidate added, "
+        f"averaged over {found.replicas} bootstrap replicas' parameters; `scalinglab suggest`, "
+        "docs/compute_optimal.md). Best first:"
     )
     columns = ["rank", "n_params", "dataset_size", "flops", "current_width", "expected_width", "score"]
     page.table(found.top(10)[[c for c in columns if c in found.table.columns]])
