@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scalinglab.fit.forms import get_form
-from scalinglab.fit.selection import cross_validate, one_se_choice, select_form
+from scalinglab.fit.selection import cross_validate, held_out_groups, one_se_choice, select_form
 from scalinglab.observations import FitData
 
 N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 3.2e7, 6), np.geomspace(1e8, 7e8, 4)))  # a 6 x 4 grid
@@ -51,6 +51,45 @@ def test_held_out_prediction_equals_a_refit_without_that_run():
     refit = ScalingLaw(form="chinchilla_shared").fit(sub)
     direct = np.log(refit.predict(n=N[~keep], d=D[~keep])) - np.log(data.y[~keep])
     np.testing.assert_allclose(residual[fold == 5], direct, atol=1e-6)
+
+
+def test_seeds_of_one_cell_are_held_out_together():
+    """Two seeds per (N, D) cell: each fold leaves out both, and its prediction is a refit without the cell."""
+    truth = np.tile(TRUTHS["chinchilla_shared"], 2)
+    noisy = truth * np.exp(np.random.default_rng(3).normal(0, 0.003, truth.size))
+    runs = np.arange(truth.size)  # one point per run, runs r and r + 24 share a cell
+    data = FitData(np.stack([np.tile(N, 2), np.tile(D, 2)]), ("n", "d"), noisy, runs, "grid")
+    fold, unit = held_out_groups(data)
+    assert unit == "cell"
+    np.testing.assert_array_equal(fold[:24], fold[24:])
+    assert np.unique(fold).size == 24
+    selection, laws = select_form(data, ["chinchilla_shared"])
+    assert selection.unit == "cell" and int(selection.table["folds"][0]) == 24
+    residual, fold = cross_validate(laws["chinchilla_shared"], data)
+    from scalinglab import ScalingLaw
+
+    cell = fold[7]
+    keep = fold != cell
+    sub = FitData(data.inputs[:, keep], ("n", "d"), noisy[keep], runs[keep], "grid")
+    refit = ScalingLaw(form="chinchilla_shared").fit(sub)
+    direct = np.log(refit.predict(n=data.inputs[0, ~keep], d=data.inputs[1, ~keep])) - np.log(noisy[~keep])
+    np.testing.assert_allclose(residual[fold == cell], direct, atol=1e-6)
+
+
+def test_checkpoints_group_by_the_inputs_constant_within_a_run():
+    """Checkpoint data (n, d fixed per run, samples seen growing): the cell is (n, d), whatever the run id."""
+    n = np.repeat([1.0, 1.0, 2.0], 3)
+    d = np.repeat([5.0, 5.0, 5.0], 3)
+    seen = np.tile([1.0, 2.0, 3.0], 3)
+    runs = np.repeat(["a", "b", "c"], 3)
+    data = FitData(np.stack([n, d, seen]), ("n", "d", "seen"), np.ones(9), runs, "t")
+    fold, unit = held_out_groups(data)
+    assert unit == "cell"
+    np.testing.assert_array_equal(fold, np.repeat([0, 0, 1], 3))
+    one_seed = FitData(data.inputs[:, 3:], ("n", "d", "seen"), np.ones(6), runs[3:], "t")
+    fold, unit = held_out_groups(one_seed)
+    assert unit == "run"
+    np.testing.assert_array_equal(fold, np.repeat([0, 1], 3))
 
 
 def test_one_se_rule_prefers_the_simpler_form_within_one_standard_error():

@@ -31,7 +31,7 @@ class Selection:
     table: pd.DataFrame  # one row per candidate: form, free_params, folds, cv_error, cv_log_error, cv_se, ...
     choice: str
     reason: str
-    unit: str  # "run" (leave one run out) or "point" (leave one point out)
+    unit: str  # "cell" (leave one (N, D) cell's runs out), "run" (one run) or "point" (one point)
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
@@ -48,19 +48,48 @@ def free_parameters(name: str) -> int:
     return int(get_form(name).free.size)
 
 
+def held_out_groups(data: FitData) -> tuple[np.ndarray, str]:
+    """Each point's fold and what a fold holds out: a cell, a run or a point.
+
+    A cell is the runs at one (N, D) (inputs n and d, each constant within those runs: the seeds of one
+    grid cell). When some cell has several runs, whole cells are held out: a run predicted by a fit that
+    saw its twin at the same (N, D) would understate the error of predicting a new (N, D). Otherwise each
+    run is held out, or each point when the data have no runs.
+    """
+    if data.groups is None:
+        return np.arange(data.n_points), "point"
+    _, run = np.unique(data.groups, return_inverse=True)
+    n_runs = int(run.max()) + 1
+    if not {"n", "d"} <= set(data.input_names):
+        return run, "run"
+    keys = []
+    for name in ("n", "d"):
+        row = data.inputs[data.input_names.index(name)]
+        low, high = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
+        np.minimum.at(low, run, row)
+        np.maximum.at(high, run, row)
+        if not np.all(low == high):  # a run spans several (N, D): hold out runs
+            return run, "run"
+        keys.append(low)
+    _, cell_of_run = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
+    cell_of_run = np.asarray(cell_of_run).ravel()
+    if int(cell_of_run.max()) + 1 == n_runs:
+        return run, "run"
+    return cell_of_run[run], "cell"
+
+
 def cross_validate(
     law: ScalingLaw, data: FitData, scored: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refit `law`'s form without each run (or each point, when the data have no runs) and predict it.
+    """Refit `law`'s form without each fold (`held_out_groups`: a cell, run or point) and predict it.
 
     Returns the held-out log residuals (log predicted - log observed, each point predicted by the fit
-    that did not see its run) and each point's fold index, at the points `scored` (indices; default all).
+    that did not see its fold) and each point's fold index, at the points `scored` (indices; default all).
     All folds are solved in one batched optimisation, each warm-started from the full fit's best basins.
     """
     form = law.form_
     lx, ly = np.log(data.inputs), np.log(data.y)
-    groups = np.arange(data.n_points) if data.groups is None else data.groups
-    _, fold = np.unique(groups, return_inverse=True)
+    fold, _ = held_out_groups(data)
     n_folds = int(fold.max()) + 1
     keep = (np.arange(n_folds)[:, None] != fold[None, :]).astype(float)  # (F, n)
     basins = law.basins_[:WARM_STARTS]
@@ -130,7 +159,8 @@ def select_form(
     checkpoints: FitData | None = None,
     **law_options: Any,
 ) -> tuple[Selection, dict[str, ScalingLaw]]:
-    """Fit every candidate on all the data, score each by leave-one-run-out error, choose by the one-SE rule.
+    """Fit every candidate on all the data, score each by held-out error (leave one cell, run or point out:
+    `held_out_groups`), choose by the one-SE rule.
 
     `checkpoints` (inputs n, d, seen: every checkpoint of the same runs) is what a steps-aware candidate
     such as `data_constrained` is fitted on; it is scored at each held-out run's last checkpoint, the point
@@ -149,7 +179,7 @@ def select_form(
             fit_on, scored = checkpoints, final_points(checkpoints)
         if form.inputs != fit_on.input_names:
             raise UserError(f"form '{name}' is a law in {', '.join(form.inputs)}; the data give {data.input_names}")
-        largest_fold = 1 if fit_on.groups is None else int(np.unique(fit_on.groups, return_counts=True)[1].max())
+        largest_fold = int(np.bincount(held_out_groups(fit_on)[0]).max())
         if fit_on.n_points - largest_fold < free_parameters(name):
             continue
         laws[name] = ScalingLaw(form=name, **options).fit(fit_on)
@@ -161,5 +191,5 @@ def select_form(
     choice, reason = one_se_choice(table)
     table["chosen"] = table["form"] == choice
     table = table.sort_values("cv_log_error", kind="stable").reset_index(drop=True)
-    unit = "point" if data.groups is None else "run"
+    unit = held_out_groups(data)[1]
     return Selection(table, choice, reason, unit), laws
