@@ -111,6 +111,20 @@ def test_synthetic_traffic_is_deterministic_and_nested():
     assert not torch.allclose(other.future, small.future)
 
 
+def test_scenes_per_layout_sets_the_chunk_and_keeps_data_nested():
+    options = SyntheticOptions(history=5, horizon=5, scenes_per_layout=8)
+    data = synthetic_traffic(options, 30, seed=3)
+    parts, have = [], 0
+    while have < 30:  # chunk c: the scenes simulated on layout c, at most 8
+        parts.append(simulate_chunk(options, seed=3, chunk=len(parts)))
+        assert 0 < len(parts[-1]) <= 8
+        have += len(parts[-1])
+    assert len(parts) >= 4  # 30 scenes span at least 4 layouts, against 1 at the default 256 a layout
+    expected = torch.cat([p.future for p in parts])[:30]
+    torch.testing.assert_close(data.future, expected)
+    torch.testing.assert_close(synthetic_traffic(options, 12, seed=3).future, data.future[:12])
+
+
 def test_synthetic_traffic_is_physical_and_multimodal():
     data = simulate_chunk(SyntheticOptions(history=20, horizon=30), seed=0, chunk=0)
     assert len(data) > 200

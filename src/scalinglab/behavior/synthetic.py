@@ -9,9 +9,10 @@ light is red), slowing for curves from a curvature speed limit. Pedestrians cros
 The light state is hidden from the model, so a car near the stop line may stop or go, and the route is
 hidden too, so futures at the intersection are multi-modal; interactions come from the gaps.
 
-Scene i of a dataset depends only on (seed, i // CHUNK): a larger data scale is a superset of a smaller
-one. The target of a scene is a vehicle near the intersection at the last observed step, observed over
-the whole window; sensor-like noise is added to the observed histories.
+Scene i of a dataset depends only on (seed, i // scenes_per_layout): a larger data scale is a superset of a
+smaller one, and fewer scenes per layout give a dataset more distinct intersections at the same size. The
+target of a scene is a vehicle near the intersection at the last observed step, observed over the whole
+window; sensor-like noise is added to the observed histories.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from scalinglab.behavior.sample import (
     to_frame,
 )
 
-CHUNK = 256  # scenes simulated together (one layout)
+CHUNK = 256  # default scenes simulated together (one layout)
 DT = 0.1  # seconds per step (10 Hz)
 WARMUP = 30  # steps simulated before the observed window starts
 DS = 0.5  # metres between route samples
@@ -52,6 +53,7 @@ class SyntheticOptions:
     max_polylines: int = 32
     polyline_points: int = 10
     noise: float = 0.05  # metres, standard deviation of the observed positions
+    scenes_per_layout: int = CHUNK  # scenes simulated together on one intersection layout
 
 
 # Named shifts of the synthetic traffic for extra eval sets (task option overrides): "dense" doubles the
@@ -257,10 +259,10 @@ def _nearest_obstacles(path, tangent, pos, on_route, priority, speed, ped_pos, p
 
 
 def simulate_chunk(options: SyntheticOptions, seed: int, chunk: int) -> TrajectorySet:
-    """The scenes of one chunk (up to CHUNK; scenes without a usable target are dropped)."""
+    """The scenes of one chunk (up to `scenes_per_layout`; scenes without a usable target are dropped)."""
     rng = np.random.default_rng([seed, chunk])
     layout = make_layout(rng, options.polyline_points)
-    b, v, q = CHUNK, options.vehicles, options.pedestrians
+    b, v, q = options.scenes_per_layout, options.vehicles, options.pedestrians
     steps = WARMUP + options.history + options.horizon
 
     # Vehicles: a lane, a position on it, a route from that lane, IDM parameters.

@@ -41,7 +41,18 @@ DEFAULTS = {  # source -> (history, horizon, modes) at 10 Hz (ETH/UCY: 2.5 Hz)
 EVAL_SEED_OFFSET = 1_000_003
 # the data options an extra eval set may change (never the model's)
 EVAL_SET_KEYS = frozenset(
-    {"source", "root", "scene", "eval_split", "eval_samples", "noise", "vehicles", "pedestrians", "data_seed"}
+    {
+        "source",
+        "root",
+        "scene",
+        "eval_split",
+        "eval_samples",
+        "noise",
+        "vehicles",
+        "pedestrians",
+        "scenes_per_layout",
+        "data_seed",
+    }
 )
 
 
@@ -65,6 +76,7 @@ class BehaviorOptions(TaskOptions):
     noise: float = Field(0.05, ge=0)  # synthetic: observation noise, metres
     vehicles: int = Field(14, gt=0)  # synthetic: vehicles in a scene (the traffic density)
     pedestrians: int = Field(4, ge=0)  # synthetic: pedestrians in a scene
+    scenes_per_layout: int = Field(256, gt=0)  # synthetic: scenes per intersection layout (fewer: more layouts)
     eval_sets: list[EvalSet] = []  # named extra eval sets (presets: dense), each scored at every eval
     augment_rotation: bool | None = None  # random rotations of training batches (default: on for ETH/UCY)
     eval_batch: int = Field(512, gt=0)
@@ -109,6 +121,7 @@ def _load(options_json: str, which: str) -> TrajectorySet:
             noise=options.noise,
             vehicles=options.vehicles,
             pedestrians=options.pedestrians,
+            scenes_per_layout=options.scenes_per_layout,
         )
         kind, count = which.split(":")
         seed = options.data_seed + (EVAL_SEED_OFFSET if kind == "eval" else 0)
