@@ -44,7 +44,7 @@ def test_default_candidates_hold_every_iso_flop_line_up_to_the_largest_model(dat
     np.testing.assert_allclose(np.diff(np.log(n_axis)), np.log(2) / 2)  # one log step on both axes
     np.testing.assert_allclose(np.diff(np.log(d_axis)), np.log(2) / 2)
     assert n_axis[0] == n.min() and n_axis[-1] >= 4 * n.max() > n_axis[-2]
-    assert d_axis[0] == pytest.approx(d.min() / 16) and d_axis[-1] >= 4 * d.max() > d_axis[-2]
+    assert d_axis[0] == pytest.approx(d.min() / 2) and d_axis[-1] >= 4 * d.max() > d_axis[-2]
     observed = set(zip(np.log(n).round(6), np.log(d).round(6), strict=True))
     keys = set(zip(np.log(candidates[:, 0]).round(6), np.log(candidates[:, 1]).round(6), strict=True))
     assert not observed & keys

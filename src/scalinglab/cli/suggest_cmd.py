@@ -40,7 +40,7 @@ def suggest(
     ] = None,
     grid_d: Annotated[
         str | None,
-        Opt(help="candidate data sizes, comma-separated [1/16 of the smallest observed to 4x the largest, 2^0.5]"),
+        Opt(help="candidate data sizes, comma-separated [half the smallest observed to 4x the largest, 2^0.5]"),
     ] = None,
     top: Annotated[int, Opt(help="how many candidates to show")] = 10,
     bootstrap: Annotated[

@@ -18,10 +18,11 @@ ratios are those of m copies of x. The score is the expected shrinkage (current 
 of the candidate, k N D.
 
 The default candidates are an N x D grid with one log step on both axes (so every iso-FLOP line through
-it is on it), from the smallest observed model to 4x the largest and from 1/16 of the smallest observed
-data size to 4x the largest, less the observed pairs and the runs cheaper than the largest candidate
-model on the smallest candidate data size: at every candidate's cost, the whole range of model sizes
-(the largest model included) is a candidate too.
+it is on it), from the smallest observed model to 4x the largest and from half the smallest observed
+data size to 4x the largest (not further below: a law fitted on the observed data sizes is least trusted
+where runs repeat little data many times and overfit), less the observed pairs and the runs cheaper than
+the largest candidate model on the smallest candidate data size: at every candidate's cost, the whole
+range of model sizes (the largest model included) is a candidate too.
 
 This is a preposterior estimate under the current fit: it assumes the form is right and the truth near
 the fitted law; it says which run is most informative about the decision, not what the run will show.
@@ -50,7 +51,7 @@ REFIT = {"max_iter": 500, "ftol": 1e-10}  # the current replicas' refits
 GRID_STEP = 2.0**0.5  # default candidates: the log step on both axes
 N_ABOVE = 4.0  # default candidates: model sizes up to this multiple of the largest observed
 D_ABOVE = 4.0  # ... data sizes up to this multiple of the largest observed
-D_BELOW = 16.0  # ... and down to the smallest observed divided by this
+D_BELOW = 2.0  # ... and down to the smallest observed divided by this
 GRADIENT_STEP = 1e-5  # central differences of the decision quantity in the internal parameters
 MAX_COPIES = 5  # a run-bootstrap resample draws the new run 0 .. MAX_COPIES times (the rest: < 0.1%)
 BISECTIONS = 60  # the mixture's quantile
