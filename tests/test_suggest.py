@@ -79,6 +79,22 @@ def test_rows_are_sane_and_ranked_by_shrinkage_per_flop(data, ranked):
     json.dumps(out)
 
 
+def test_a_top_pick_outside_the_observed_runs_is_flagged(data, law, ranked):
+    n, d = data.inputs
+    top = ranked.table.iloc[0]
+    beyond = top["n_params"] > n.max() or top["n_params"] < n.min() or top["dataset_size"] > d.max()
+    beyond = beyond or top["dataset_size"] < d.min()
+    flagged = [w for w in ranked.warnings if w.startswith("the top pick lies outside the observed runs")]
+    assert len(flagged) == int(beyond)
+    inside = grid_candidates(np.array([n.min(), n.max()]), np.array([d.min() * 1.5, d.max() / 1.5]), n, d)
+    within = suggest_runs(data, budget=1e21, candidates=inside, bootstrap=20, seed=0, law=law)
+    assert not [w for w in within.warnings if "outside the observed runs" in w]
+    far = suggest_runs(data, budget=1e21, candidates=np.array([[n.max() * 4, d.min()]]), bootstrap=20, seed=0, law=law)
+    (message,) = [w for w in far.warnings if "outside the observed runs" in w]
+    assert f"N {n.max() * 4:.3g} is 4x the largest observed ({n.max():.3g})" in message
+    assert "smallest observed" not in message  # its D is the smallest observed one: inside the range
+
+
 def test_the_decision_quantity_is_the_closed_form_n_opt_and_the_law_prediction(law):
     theta = law.form_.from_public(TRUE_PARAMS)[None, :]
     n_opt = _Decision(law, 1e21, None, 6.0).values(theta)[0]

@@ -255,12 +255,32 @@ def suggest_runs(
             f"{dropped} replicas have a singular design (no finite linearised variance) and are left out of the "
             "design average"
         )
+    outside = _outside_observed(table.iloc[0], np.exp(lx))
+    if outside:
+        warnings.append(outside)
     if budget is not None:
         point_value, lower, upper = 10**point, 10**lo, 10**hi
     else:
         point_value, lower, upper = point, lo, hi
     current_info = {"value": point_value, "lower": lower, "upper": upper, "width": current_width}
     return Suggestions(table, decision.name, decision.unit, current_info, sigma, bootstrap, warnings)
+
+
+def _outside_observed(top: pd.Series, observed: np.ndarray) -> str | None:
+    """A warning when the top-ranked run lies outside the observed model or data sizes (observed: (2, n))."""
+    parts = []
+    for name, value, values in (("N", top["n_params"], observed[0]), ("D", top["dataset_size"], observed[1])):
+        low, high = float(values.min()), float(values.max())
+        if value > high * (1 + 1e-9):
+            parts.append(f"{name} {value:.3g} is {value / high:.3g}x the largest observed ({high:.3g})")
+        elif value < low * (1 - 1e-9):
+            parts.append(f"{name} {value:.3g} is {value / low:.3g}x the smallest observed ({low:.3g})")
+    if not parts:
+        return None
+    return (
+        f"the top pick lies outside the observed runs: {'; '.join(parts)}. Its expected shrinkage assumes the "
+        "law holds there; restrict the candidates (--grid-n, --grid-d) to the runs you would trust"
+    )
 
 
 def copy_chances(n_runs: int) -> tuple[np.ndarray, np.ndarray]:
