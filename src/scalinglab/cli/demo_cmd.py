@@ -2,7 +2,7 @@
 5 model scales x 3 data scales x 2 seeds trained with one optimiser and schedule, the laws fitted, the report
 written.
 
-The design keeps run-to-run noise below the effects of N and D (docs/benchmarks.md, "The demo's grid"):
+The design keeps run-to-run noise below the effects of N and D (docs/benchmarks.md, "Synthetic traffic grid: the demo study"):
 one mode (K = 1: minADE is the ADE, no winner-takes-all mode assignment, whose seed-to-seed spread was
 0.1 m), random rotations of the training scenes (the model must learn rotation-equivariant driving, which
 also keeps 100 scenes from being memorised), 16 scenes per intersection layout (100 scenes span 7
