@@ -2,12 +2,12 @@
 5 model scales x 3 data scales x 2 seeds trained with one optimiser and schedule, the laws fitted, the report
 written.
 
-The design keeps run-to-run noise below the effects of N and D (docs/benchmarks.md, "Synthetic traffic grid: the demo study"):
-one mode (K = 1: minADE is the ADE, no winner-takes-all mode assignment, whose seed-to-seed spread was
-0.1 m), random rotations of the training scenes (the model must learn rotation-equivariant driving, which
-also keeps 100 scenes from being memorised), 16 scenes per intersection layout (100 scenes span 7
-intersections, not one), and data scales of 100 to 400 scenes (at 400 steps more scenes stop helping the
-small models, so larger data scales are not monotone).
+The design keeps run-to-run noise below the effects of N and D (docs/benchmarks.md, "Synthetic traffic
+grid: the demo study"): one mode (K = 1: minADE is the ADE, no winner-takes-all mode assignment, whose
+seed-to-seed spread was 0.1 m), random rotations of the training scenes (the model must learn
+rotation-equivariant driving, which also keeps 100 scenes from being memorised), 16 scenes per
+intersection layout (100 scenes span 7 intersections, not one), and data scales of 100 to 400 scenes (at
+400 steps more scenes stop helping the small models, so larger data scales are not monotone).
 """
 
 from __future__ import annotations
