@@ -267,3 +267,21 @@ def test_the_cost_scales_with_flops_per_param_sample(law):
 def test_compute_optimal_refuses_bad_options(options, message):
     with pytest.raises(UserError, match=message):
         ComputeOptimal(**options).fit(example_curves(params=HOFFMANN, points_per_run=5))
+
+
+@pytest.mark.parametrize("form", ["chinchilla_no_floor", "chinchilla_no_floor_shared"])
+def test_the_nested_forms_have_the_parametric_rule(form):
+    """E does not enter the allocation: a no-floor law gets N_opt ~ C^(beta / (alpha + beta)) from its own
+    parameters, and a shared exponent gives C^0.5 exactly, said to be the form's assumption."""
+    obs = example_curves(params=HOFFMANN, noise=0.001, seed=1)
+    final = obs.sort_values("flops").groupby("run_id").tail(1)
+    law = ScalingLaw(form=form, bootstrap=10, intervals=None).fit(final.assign(dataset_size=final["samples_seen"]))
+    fitted = ComputeOptimal(method="parametric", law=law, bootstrap=10).fit(obs)
+    row = fitted.exponents_.set_index(["method", "quantity"]).loc[("parametric", "N")]
+    p = law.params_
+    shared = form.endswith("shared")
+    assert row["exponent"] == pytest.approx(0.5 if shared else p["beta"] / (p["alpha"] + p["beta"]), rel=1e-12)
+    full = {"E": 0.0, "beta": p["alpha"], **p}
+    n_opt = fitted.predict(1e21).set_index(["method", "quantity"]).loc[("parametric", "N"), "value"]
+    assert n_opt == pytest.approx(parametric_allocation(full, 1e21)[0], rel=1e-9)
+    assert any("by construction" in w for w in fitted.warnings_) == shared

@@ -160,7 +160,7 @@ def test_report_and_compare_commands(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_at_a_few_steps(tmp_path):
-    proc = run("demo", "-o", str(tmp_path / "demo"), "--steps", "6", "--workers", "1", "--bootstrap", "10")
+    proc = run("demo", "-o", str(tmp_path / "demo"), "--epochs", "0.5", "--workers", "1", "--bootstrap", "10")
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout and "compute-optimal" in proc.stdout
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
@@ -222,3 +222,21 @@ def test_report_that_produces_nothing_exits_2(tmp_path):
     proc = run("report", str(source), "-o", str(tmp_path / "r"), "--bootstrap", "0")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {source}: nothing to report: ")
+
+
+def test_flops_per_param_sample_is_measured_from_the_runs():
+    """C = k N D with k read off the final points: 64 epochs at 6 FLOPs per parameter per sample give 384 and
+    no warning; a budget in steps (C independent of D) gives the median and a warning that says why."""
+    from types import SimpleNamespace
+
+    from scalinglab.report.analysis import measured_flops_per_param_sample
+
+    n, d = (a.ravel() for a in np.meshgrid([1e4, 4e4, 1.6e5], [400.0, 800.0, 1600.0]))
+    grid = {"n_params": n, "dataset_size": d}
+    epochs = SimpleNamespace(final=pd.DataFrame({**grid, "flops": 6 * 64 * n * d}), warnings=[])
+    assert measured_flops_per_param_sample(epochs) == pytest.approx(384, rel=1e-12)
+    assert epochs.warnings == []
+    steps = SimpleNamespace(final=pd.DataFrame({**grid, "flops": 6 * 25_600 * n}), warnings=[])
+    assert measured_flops_per_param_sample(steps) == pytest.approx(6 * 25_600 / 800, rel=1e-12)
+    assert len(steps.warnings) == 1 and "vary 4x" in steps.warnings[0]
+    assert measured_flops_per_param_sample(SimpleNamespace(final=pd.DataFrame({"n_params": n}), warnings=[])) == 6.0

@@ -12,6 +12,7 @@ TRUTHS = {
     "chinchilla": 1.8 + 400 / N**0.3 + 2e4 / D**0.55,
     "chinchilla_shared": 1.8 + 400 / N**0.35 + 2e3 / D**0.35,
     "chinchilla_no_floor": 400 / N**0.3 + 2e4 / D**0.4,
+    "chinchilla_no_floor_shared": 400 / N**0.35 + 4e3 / D**0.35,
     "kaplan": ((1e13 / N) ** (0.076 / 0.095) + 5e13 / D) ** 0.095,
 }
 
@@ -102,6 +103,34 @@ def test_one_se_rule_prefers_the_simpler_form_within_one_standard_error():
     assert one_se_choice(table)[0] == "small"
     table.loc[1, "cv_log_error"] = 0.013
     assert one_se_choice(table)[0] == "big"
+
+
+def test_one_se_rule_puts_fits_with_a_parameter_at_a_bound_last():
+    """Within one SE, a fit with a parameter at its bound ranks after every fit without, however simple."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"form": ["edge", "nested", "big"], "free_params": [3, 4, 5], "cv_log_error": [0.010, 0.011, 0.0105],
+         "cv_se": [0.002, 0.002, 0.002], "cv_error": [0.01, 0.011, 0.0105], "at_bounds": ["E", None, None]}
+    )
+    choice, reason = one_se_choice(table)
+    assert choice == "nested" and "no parameter at a bound" in reason
+    table.loc[1:, "cv_log_error"] = 0.013  # outside one SE: the fit at a bound is the only one left
+    assert one_se_choice(table)[0] == "edge"
+
+
+def test_a_floor_at_its_bound_gives_way_to_the_nested_form_without_it():
+    """A pure power law in N and D (no floor), two seeds per cell: chinchilla and chinchilla_shared put E at
+    its bound, and the nested form that sets E = 0 is chosen with every parameter inside its box."""
+    truth = np.tile(TRUTHS["chinchilla_no_floor_shared"], 2)
+    noisy = truth * np.exp(np.random.default_rng(4).normal(0, 0.01, truth.size))
+    data = FitData(np.stack([np.tile(N, 2), np.tile(D, 2)]), ("n", "d"), noisy, np.arange(truth.size), "grid")
+    selection, laws = select_form(data)
+    table = selection.table.set_index("form")
+    assert laws["chinchilla"].at_bounds_ == ["E"]
+    assert table.loc["chinchilla", "at_bounds"] == "E"
+    assert selection.choice == "chinchilla_no_floor_shared", selection.table
+    assert laws[selection.choice].at_bounds_ == []
 
 
 @pytest.mark.slow

@@ -389,3 +389,25 @@ def test_a_run_held_by_another_process_is_not_trained(tmp_path, lock_holder):
 def test_non_finite_values_are_refused(scales, needle):
     with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         config(**scales)
+
+
+def test_grad_clip_bounds_every_step(tmp_path):
+    """Plain SGD at a constant rate moves the weights by lr x the gradient norm per step: with grad_clip c,
+    16 steps move them by at most 16 lr c (without clipping, by far more)."""
+
+    def weights(steps: int, clip: float | None, name: str) -> torch.Tensor:
+        cfg = config(
+            budget={"steps": steps},
+            eval_every=steps,
+            optimizer={"name": "sgd", "lr": 0.5, "momentum": 0.0, "grad_clip": clip},
+            schedule={"kind": "constant"},
+        )
+        train_run(cfg, RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / name)
+        saved = torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["model"]
+        return torch.cat([v.flatten().float() for v in saved.values()])
+
+    bound = 16 * 0.5 * 1e-3
+    clipped = torch.linalg.vector_norm(weights(24, 1e-3, "c24") - weights(8, 1e-3, "c8"))
+    assert 0 < float(clipped) <= bound * (1 + 1e-5)
+    free = torch.linalg.vector_norm(weights(24, None, "f24") - weights(8, None, "f8"))
+    assert float(free) > 10 * bound

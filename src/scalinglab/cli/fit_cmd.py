@@ -80,7 +80,7 @@ def fit(
     candidates: Annotated[
         str | None,
         Opt(help="with --form auto: comma-separated forms to choose among (default chinchilla, chinchilla_shared, "
-            "chinchilla_no_floor, kaplan); add data_constrained to weigh every checkpoint"),
+            "chinchilla_no_floor, chinchilla_no_floor_shared, kaplan); add data_constrained to weigh every checkpoint"),
     ] = None,
     seen: Annotated[
         str | None, Opt("--seen", help="column of samples seen so far (form data_constrained); default samples_seen")

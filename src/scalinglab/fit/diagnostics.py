@@ -70,9 +70,12 @@ def bound_warnings(form: Form, active: list[tuple[int, str]]) -> list[str]:
 
 
 def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
-    """Flag a Hessian (in the internal parametrisation) that is singular or badly conditioned.
+    """Flag an information matrix (in the internal parametrisation) that is singular or badly conditioned.
 
-    Parameters the form fixes (lower == upper) are left out: they are not estimated.
+    `hess` is J^T J of the log predictions at the fitted points (the Gauss-Newton matrix): whether the
+    design pins every direction down, whatever the loss. The robust loss's own Hessian is not used: Huber's
+    curvature is zero for every residual past its threshold, so a well-pinned law whose residuals all
+    exceed delta would read as singular. Parameters the form fixes (lower == upper) are left out.
     """
     free = form.free
     eigval, eigvec = np.linalg.eigh(hess[np.ix_(free, free)])
@@ -90,7 +93,7 @@ def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
     parts = [form.params[free[i]].public for i in np.argsort(-loading) if loading[i] > 0.3]
     shown = "inf" if not np.isfinite(condition) else f"{condition:.2g}"
     return [
-        f"poorly identified: Hessian condition number {shown}; the weakest directions involve {', '.join(parts)}"
+        f"poorly identified: condition number {shown} of J^T J; the weakest directions involve {', '.join(parts)}"
         " (the data barely constrain them, or their values trade off against each other; read their intervals, "
         "not their point values)"
     ]

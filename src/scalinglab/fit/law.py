@@ -168,8 +168,11 @@ class ScalingLaw:
         }
         self.hessian_ = hessian(form, self.theta_, lx, ly, loss)
         self.at_bounds_ = [form.params[i].public for i, _ in bounds.active]
+        jacobian = form.value_and_jacobian(self.theta_[None, :], lx)[1][0]  # of the log predictions [n, P]
         self.warnings_ = (
-            list(fit_data.warnings) + bound_warnings(form, bounds.active) + conditioning_warnings(form, self.hessian_)
+            list(fit_data.warnings)
+            + bound_warnings(form, bounds.active)
+            + conditioning_warnings(form, jacobian.T @ jacobian)
         )
         if not result.converged:
             self.warnings_.append(f"the optimiser stopped before converging (gradient norm {result.gradient_norm:.2g})")
@@ -445,9 +448,7 @@ class ScalingLaw:
             law.not_identified_ = [str(name) for name in data.get("not_identified", [])]
             law.profile_ci_ = None
             if law.intervals == "profile" and data.get("ci") is not None:
-                law.profile_ci_ = {
-                    k: tuple(None if x is None else float(x) for x in v) for k, v in data["ci"].items()
-                }
+                law.profile_ci_ = {k: tuple(None if x is None else float(x) for x in v) for k, v in data["ci"].items()}
             boot = data.get("bootstrap_theta")
             law.bootstrap_theta_ = None if boot is None else np.asarray(boot, dtype=float)
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:

@@ -20,7 +20,7 @@ from scalinglab.observations import FitData
 
 AUTO = "auto"
 # Simplest last is not required: the rule ranks by free parameters, then by held-out error.
-DEFAULT_CANDIDATES = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "kaplan")
+DEFAULT_CANDIDATES = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "chinchilla_no_floor_shared", "kaplan")
 WARM_STARTS = 8  # the full fit's best polished basins start every fold's refit
 
 
@@ -78,9 +78,7 @@ def held_out_groups(data: FitData) -> tuple[np.ndarray, str]:
     return cell_of_run[run], "cell"
 
 
-def cross_validate(
-    law: ScalingLaw, data: FitData, scored: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def cross_validate(law: ScalingLaw, data: FitData, scored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Refit `law`'s form without each fold (`held_out_groups`: a cell, run or point) and predict it.
 
     Returns the held-out log residuals (log predicted - log observed, each point predicted by the fit
@@ -134,11 +132,16 @@ def _score(name: str, law: ScalingLaw, data: FitData, scored: np.ndarray | None 
 def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
     """The simplest form whose held-out error is within one standard error of the best (Hastie et al. 2009, 7.10).
 
+    Forms whose fit puts a parameter at a bound come after those that do not: such a fit lies on the edge
+    of its form (chinchilla with E at zero is the no-floor form), its intervals are not regular, and a
+    nested candidate that makes the edge part of the form says the same without a parameter at a bound.
     Ties in the number of free parameters go to the lower held-out error.
     """
     best = table.loc[table["cv_log_error"].idxmin()]
     limit = best["cv_log_error"] + (best["cv_se"] if np.isfinite(best["cv_se"]) else 0.0)
-    within = table[table["cv_log_error"] <= limit].sort_values(["free_params", "cv_log_error"], kind="stable")
+    edge = table["at_bounds"].notna() if "at_bounds" in table else pd.Series(False, index=table.index)
+    within = table[table["cv_log_error"] <= limit].assign(edge=edge)
+    within = within.sort_values(["edge", "free_params", "cv_log_error"], kind="stable")
     pick = within.iloc[0]
     if pick["form"] == best["form"]:
         reason = (
@@ -146,9 +149,11 @@ def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
             f"{pick['cv_error']:.2%}) and no simpler form within one standard error ({best['cv_se']:.2g})"
         )
     else:
+        interior = " with no parameter at a bound" if within["edge"].any() and not pick["edge"] else ""
         reason = (
-            f"simplest form ({pick['free_params']} free parameters) within one standard error of the best: "
-            f"{pick['cv_log_error']:.4g} against {best['cv_log_error']:.4g} +/- {best['cv_se']:.2g} for {best['form']}"
+            f"simplest form{interior} ({pick['free_params']} free parameters) within one standard error of the "
+            f"best: {pick['cv_log_error']:.4g} against {best['cv_log_error']:.4g} +/- {best['cv_se']:.2g} for "
+            f"{best['form']}"
         )
     return str(pick["form"]), reason
 

@@ -204,18 +204,27 @@ class ComputeOptimal:
                 form="chinchilla", higher_is_better=self.higher_is_better, bootstrap=self.bootstrap, seed=self.seed
             )
             law.fit(table, source=curves.source, final_only=False)
-        if law.form_.name != "chinchilla":
-            self.warnings_.append(f"parametric: needs a chinchilla law, not '{law.form_.name}'")
+        params = parametric.additive_params(law.form_.name, law.params_)
+        if params is None:
+            self.warnings_.append(f"parametric: needs a law of chinchilla's additive family, not '{law.form_.name}'")
             return
+        if "beta" not in law.params_:
+            self.warnings_.append(
+                f"parametric: the {law.form_.name} form shares one exponent (alpha = beta), so N_opt and D_opt "
+                "grow as C^0.5 by construction: that exponent and its interval are the form's assumption, not "
+                "a measurement (the envelope and IsoFLOP exponents are)"
+            )
         self.parametric_law_ = law
         self.usage_["parametric"] = parametric_usage(final, law, self.flops_per_param_sample)
         k = self.flops_per_param_sample
-        log_kn, a, log_kd, b = parametric.allocation_coefficients(law.params_, k)
+        log_kn, a, log_kd, b = parametric.allocation_coefficients(params, k)
         samples_n = samples_d = None
         boot = law.bootstrap_params_
         if boot is not None:
-            boot = boot[(boot["alpha"] > 0) & (boot["beta"] > 0)]
-            bkn, ba, bkd, bb = parametric.allocation_coefficients({c: boot[c].to_numpy() for c in boot}, k)
+            replicas = parametric.additive_params(law.form_.name, {c: boot[c].to_numpy() for c in boot})
+            keep = (replicas["alpha"] > 0) & (replicas["beta"] > 0)
+            replicas = {c: np.broadcast_to(v, keep.shape)[keep] for c, v in replicas.items()}
+            bkn, ba, bkd, bb = parametric.allocation_coefficients(replicas, k)
             samples_n, samples_d = np.stack([bkn, ba], axis=1), np.stack([bkd, bb], axis=1)
         self.laws_["parametric", "N"] = PowerLaw(float(np.exp(log_kn)), float(a), samples_n)
         self.laws_["parametric", "D"] = PowerLaw(float(np.exp(log_kd)), float(b), samples_d)
@@ -293,6 +302,8 @@ class ComputeOptimal:
                 )
             if law.at_bounds_:
                 causes["parametric"].append(f"the parametric law has {', '.join(law.at_bounds_)} at the search bounds")
+            if "beta" not in law.params_:
+                causes["parametric"].append(f"the {law.form_.name} form fixes the exponents at 0.5 (alpha = beta)")
             causes["parametric"] += [f"the parametric law warns: {w}" for w in law.warnings_ if "last point" not in w]
         return causes
 

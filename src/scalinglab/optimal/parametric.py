@@ -6,9 +6,30 @@ with G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, approach 3
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from scalinglab.errors import UserError, check_flops_per_param_sample
+from scalinglab.fit.forms.two_var import FIXED_FLOOR_PREFIX
+
+ADDITIVE_FORMS = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "chinchilla_no_floor_shared")
+
+
+def additive_params(form_name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """E, A, B, alpha, beta of a law in chinchilla's additive family, None for any other form.
+
+    The nested forms fill what they fix: E = 0 without a floor, beta = alpha with one exponent (a fixed
+    floor, `chinchilla_floor=E`, reports its E). The allocation does not depend on E, so all of them have
+    chinchilla's closed-form N_opt and D_opt. Values may be scalars or arrays (bootstrap replicas).
+    """
+    if form_name not in ADDITIVE_FORMS and not form_name.startswith(FIXED_FLOOR_PREFIX):
+        return None
+    out = dict(params)
+    out.setdefault("E", 0.0)
+    out.setdefault("beta", out["alpha"])
+    return out
 
 
 def allocation_coefficients(params: dict, flops_per_param_sample: float = 6.0) -> tuple[np.ndarray, ...]:

@@ -17,6 +17,7 @@ from scalinglab.fit.law import ScalingLaw
 from scalinglab.observations import read_table
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
+from scalinglab.optimal.parametric import additive_params
 
 CANONICAL = {"n": "n_params", "d": "dataset_size", "y": "value", "c": "flops", "run": "run_id"}
 
@@ -157,9 +158,10 @@ def analyse(
         pywarnings.simplefilter("always")
         _fit_law(result, obs, form, bootstrap, selection, intervals)
         _fit_train_law(result, obs, rows, selection)
-        parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection)
+        k = measured_flops_per_param_sample(result)
+        parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection, k)
         _profile_and_costs(result, improvement)
-        _suggest(result, obs, parametric, bootstrap, selection)
+        _suggest(result, obs, parametric, bootstrap, selection, k)
         _two_step(result)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
@@ -196,8 +198,31 @@ def _fit_train_law(result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, sele
         result.warnings.append(f"train-split law not fitted: {exc}")
 
 
+def measured_flops_per_param_sample(result: Analysis, spread_limit: float = 2.0) -> float:
+    """k in C = k N D as the runs measure it: the median of flops / (n_params x dataset_size) over the final
+    points (6, the transformer rule, when a column is missing). With a budget in epochs k is the FLOPs per
+    parameter per sample times the epochs; with a budget in steps it falls as D grows, which the parametric
+    rule's C = k N D cannot describe, and a warning says so."""
+    final = result.final
+    if not {"flops", "n_params", "dataset_size"} <= set(final):
+        return 6.0
+    ratio = (final["flops"] / (final["n_params"] * final["dataset_size"])).to_numpy(float)
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    if not ratio.size:
+        return 6.0
+    k = float(np.median(ratio))
+    if ratio.max() > spread_limit * ratio.min():
+        result.warnings.append(
+            f"compute-optimal: training FLOPs per parameter per training sample vary {ratio.max() / ratio.min():.3g}x "
+            f"across runs ({ratio.min():.3g} to {ratio.max():.3g}): the parametric rule takes C = k N D with k = "
+            f"{k:.3g}, their median, which these runs follow only roughly (a budget in steps makes C independent "
+            "of D)"
+        )
+    return k
+
+
 def _fit_optimal(
-    result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict
+    result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict, k: float
 ) -> ScalingLaw | None:
     """The compute-optimal laws; returns the chinchilla law the parametric method used (None without one)."""
     if "flops" not in obs or "run_id" not in obs:
@@ -212,7 +237,13 @@ def _fit_optimal(
     result.envelope_scale = scale
     law = _parametric_law(result, obs, bootstrap, selection)
     try:
-        optimal = ComputeOptimal(method="all", higher_is_better=result.higher_is_better, bootstrap=bootstrap, law=law)
+        optimal = ComputeOptimal(
+            method="all",
+            higher_is_better=result.higher_is_better,
+            bootstrap=bootstrap,
+            law=law,
+            flops_per_param_sample=k,
+        )
         result.optimal = optimal.fit(table, **{k: v for k, v in selection.items() if k != "final_only"})
         result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
     except UserError as exc:
@@ -231,11 +262,18 @@ SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run ne
 SUGGEST_BUDGET_FACTOR = 10.0  # the decision: N_opt at this multiple of the largest run's compute
 
 
-def _suggest(result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootstrap: int, selection: dict) -> None:
+def _suggest(
+    result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootstrap: int, selection: dict, k: float
+) -> None:
     """Which run to train next (optimal/suggest.py): candidates ranked by how much they narrow N_opt's
-    interval at 10x the largest run's compute, per FLOP."""
-    if law is None or not bootstrap or law.form_.name != "chinchilla" or result.final.empty:
+    interval at 10x the largest run's compute, per FLOP. Its design criterion is written for the full
+    chinchilla law: a nested form's report gets the full form fitted on the same points, said in a warning."""
+    if law is None or not bootstrap or additive_params(law.form_.name, law.params_) is None or result.final.empty:
         return
+    if law.form_.name != "chinchilla":
+        law = _full_chinchilla(result, obs, bootstrap, selection, "what to run next: ranks runs with", law.form_.name)
+        if law is None:
+            return
     from scalinglab.observations import select_fit_data
     from scalinglab.optimal.suggest import suggest_runs
 
@@ -243,7 +281,7 @@ def _suggest(result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootst
         data = select_fit_data(
             obs, ("n", "d"), higher_is_better=result.higher_is_better, ceiling=law.ceiling, n_params=5, **selection
         )
-        largest = float(np.max(6.0 * data.inputs[0] * data.inputs[1]))
+        largest = float(np.max(k * data.inputs[0] * data.inputs[1]))
         result.suggestions = suggest_runs(
             data,
             budget=SUGGEST_BUDGET_FACTOR * largest,
@@ -251,6 +289,7 @@ def _suggest(result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootst
             law=law,
             higher_is_better=result.higher_is_better,
             ceiling=law.ceiling,
+            flops_per_param_sample=k,
         )
         notes = [w for w in result.suggestions.warnings if "used the last point" not in w]
         result.warnings += [f"what to run next: {w}" for w in notes]
@@ -259,21 +298,29 @@ def _suggest(result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootst
 
 
 def _parametric_law(result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict) -> ScalingLaw | None:
-    """The chinchilla law the parametric method needs: the report's law when it is one, else the full form
-    fitted on the same points (said in a warning, with that fit's own warnings)."""
+    """The law the parametric method needs: the report's law when it is of chinchilla's additive family
+    (chinchilla or a nested form), else the full form fitted on the same points (said in a warning)."""
     law = result.law
-    if law is None or law.form_.name == "chinchilla" or law.form_.inputs != ("n", "d"):
+    if law is None or additive_params(law.form_.name, law.params_) is not None or law.form_.inputs != ("n", "d"):
         return law
+    return _full_chinchilla(result, obs, bootstrap, selection, "parametric: uses", law.form_.name)
+
+
+def _full_chinchilla(
+    result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict, lead: str, chosen: str
+) -> ScalingLaw | None:
+    """The full chinchilla law fitted on the report's points, for a method the chosen form does not serve;
+    the warning starts with `lead` and carries that fit's own warnings."""
     try:
         full = ScalingLaw("chinchilla", higher_is_better=result.higher_is_better, bootstrap=bootstrap, intervals=None)
         full.fit(obs, **selection)
     except UserError as exc:
-        result.warnings.append(f"parametric: the chinchilla law it needs was not fitted: {exc}")
+        result.warnings.append(f"{lead} the full chinchilla law, which was not fitted: {exc}")
         return None
     notes = [w for w in full.warnings_ if "pass --all-points" not in w]
     result.warnings.append(
-        f"parametric: uses the full chinchilla law fitted on the same points (the chosen {law.form_.name} form "
-        "has no allocation rule)" + (f"; that fit warns: {'; '.join(notes)}" if notes else "")
+        f"{lead} the full chinchilla law fitted on the same points (the chosen {chosen} form does not serve it)"
+        + (f"; that fit warns: {'; '.join(notes)}" if notes else "")
     )
     return full
 
@@ -318,10 +365,7 @@ def headline(analysis: Analysis) -> dict[str, float]:
     """The numbers the demo prints: exponents and the compute-optimal model at the largest budget."""
     out: dict[str, float] = {}
     if analysis.law is not None:
-        params = dict(analysis.law.params_)
-        if {"A", "B", "alpha"} <= set(params):  # the nested chinchilla forms: no floor is E = 0, shared is beta = alpha
-            params.setdefault("E", 0.0)
-            params.setdefault("beta", params["alpha"])
+        params = additive_params(analysis.law.form_.name, analysis.law.params_) or analysis.law.params_
         out.update({k: params[k] for k in ("alpha", "beta", "E") if k in params})
     if analysis.optimal is not None:
         budget = float(analysis.final["flops"].max()) if "flops" in analysis.final else np.nan

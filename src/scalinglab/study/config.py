@@ -27,6 +27,7 @@ class OptimizerConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = Field(0.9, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0)  # largest global L2 norm of the gradients; None: no clipping
 
 
 class ScheduleConfig(Strict):

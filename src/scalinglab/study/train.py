@@ -334,6 +334,8 @@ def train_steps(
             loss = run.task.loss(run.forward, batch_at(config, run, state.step, replica))
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.optimizer.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
         run.optimizer.step()
         run.scheduler.step()
         state.step += 1

@@ -13,6 +13,7 @@ from scalinglab.fit.forms.saturating import SATURATING
 from scalinglab.fit.forms.two_var import (
     CHINCHILLA,
     CHINCHILLA_NO_FLOOR,
+    CHINCHILLA_NO_FLOOR_SHARED,
     CHINCHILLA_SHARED,
     FIXED_FLOOR_PREFIX,
     KAPLAN,
@@ -23,6 +24,7 @@ _ALL = (
     CHINCHILLA,
     CHINCHILLA_NO_FLOOR,
     CHINCHILLA_SHARED,
+    CHINCHILLA_NO_FLOOR_SHARED,
     KAPLAN,
     DATA_CONSTRAINED,
     POWER,

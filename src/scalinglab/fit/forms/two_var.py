@@ -94,6 +94,30 @@ CHINCHILLA_SHARED = Form(
     description="chinchilla with one exponent for both axes (alpha = beta).",
 )
 
+
+def _no_floor_shared_features(lx: Array) -> Array:
+    # Terms a - alpha log N, b - alpha log D over parameters (a, b, alpha).
+    features = np.zeros((2, 3, lx.shape[-1]))
+    features[0, 0] = features[1, 1] = 1.0
+    features[0, 2], features[1, 2] = -lx[0], -lx[1]
+    return features
+
+
+def _no_floor_shared_starts(lx: Array, ly: Array) -> Array:
+    return product_grid(np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0), np.arange(0.0, 2.01, 0.5))
+
+
+CHINCHILLA_NO_FLOOR_SHARED = Form(
+    name="chinchilla_no_floor_shared",
+    formula="L = A / N^alpha + B / D^alpha",
+    inputs=("n", "d"),
+    params=CHINCHILLA.params[1:4],
+    log_predict=affine_lse(_no_floor_shared_features),
+    features=_no_floor_shared_features,
+    start_grid=_no_floor_shared_starts,
+    description="chinchilla with E = 0 and one exponent for both axes: the two nested variants at once.",
+)
+
 FIXED_FLOOR_PREFIX = "chinchilla_floor="
 
 
