@@ -119,3 +119,35 @@ def test_a_parametric_law_from_other_data_disagrees_and_is_named(agreeing):
     assert ("N", "at requested budget") in verdicts.index
     block = co.agreement_.to_dict()
     assert {"comparisons", "estimates", "warnings"} <= set(block) and block["warnings"]
+
+
+def test_the_verdict_says_when_exponents_overlap_but_the_budget_does_not():
+    from types import SimpleNamespace
+
+    from scalinglab.optimal.agreement import Agreement
+    from scalinglab.report.verdict import methods_sentence
+
+    exponents = pd.DataFrame(
+        {"method": ["envelope", "parametric"], "quantity": ["N", "N"], "exponent": [0.59, 0.5],
+         "lower": [0.32, 0.5], "upper": [0.82, 0.5]}
+    )
+    columns = ["quantity", "compared", "budget", "methods", "verdict", "consensus", "spread_low", "spread_high",
+               "common_lower", "common_upper"]
+    table = pd.DataFrame(
+        [("N", "exponent", np.nan, "envelope,parametric", "agree", 0.5, 0.5, 0.59, 0.5, 0.5),
+         ("N", "at largest", 1e21, "envelope,parametric", "disagree", np.nan, 1e8, 1e10, np.nan, np.nan)],
+        columns=columns,
+    )
+    estimates = pd.DataFrame(
+        [("N", "at largest", 1e21, "envelope", 1e10, 5e9, 2e10),
+         ("N", "at largest", 1e21, "parametric", 1e8, 5e7, 2e8)],
+        columns=["quantity", "compared", "budget", "method", "value", "lower", "upper"],
+    )
+    optimal = SimpleNamespace(exponents_=exponents, agreement_=Agreement(table, estimates))
+    sentence = methods_sentence(SimpleNamespace(optimal=optimal))
+    assert "exponents overlap" in sentence
+    assert "does not at 1e+21 FLOPs (envelope 1e+10, parametric 1e+08)" in sentence
+    table.loc[1, "verdict"] = "agree"
+    assert methods_sentence(SimpleNamespace(optimal=optimal)).startswith("The compute-optimal methods agree on")
+    exponents.loc[1, ["lower", "upper"]] = [0.9, 0.95]
+    assert "disagree on N_opt(C)" in methods_sentence(SimpleNamespace(optimal=optimal))

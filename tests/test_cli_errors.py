@@ -128,3 +128,11 @@ def test_help_does_not_import_the_fitting_engine_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_folder_given_as_a_table_is_named_for_what_it_is(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.sqlite").write_bytes(b"")
+    assert_one_line_error(run("fit", str(study)), f"{study}: a study folder", "scalinglab report")
+    assert_one_line_error(run("fit", str(tmp_path)), f"{tmp_path}: a folder, not a table file")

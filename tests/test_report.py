@@ -240,3 +240,19 @@ def test_flops_per_param_sample_is_measured_from_the_runs():
     assert measured_flops_per_param_sample(steps) == pytest.approx(6 * 25_600 / 800, rel=1e-12)
     assert len(steps.warnings) == 1 and "vary 4x" in steps.warnings[0]
     assert measured_flops_per_param_sample(SimpleNamespace(final=pd.DataFrame({"n_params": n}), warnings=[])) == 6.0
+
+
+def test_a_wide_table_without_metric_or_split_columns_is_reported(tmp_path):
+    """One value column named by --y, no 'metric' or 'split' column: the default --metric and --split only name it."""
+    n, d = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 4)))
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.003, n.size))
+    path = tmp_path / "wide.csv"
+    pd.DataFrame({"N": n, "D": d, "loss": chinchilla_loss(n, d) * noise}).to_csv(path, index=False)
+    out = str(tmp_path / "r")
+    proc = run("report", str(path), "--n", "N", "--d", "D", "--y", "loss", "-o", out, "--form", "chinchilla")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["law"]["form"] == "chinchilla"
+    for name, value in TRUE_PARAMS.items():
+        lower, upper = summary["law"]["ci"][name]
+        assert lower <= value <= upper, (name, lower, upper)

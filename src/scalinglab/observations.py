@@ -77,6 +77,13 @@ def empty_observations() -> pd.DataFrame:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or parquet file as it is; a file that cannot be read is a UserError naming it."""
     path = Path(path)
+    if path.is_dir():
+        hint = (
+            "a study folder: `scalinglab report` reads it, `scalinglab study export` writes its table"
+            if (path / "study.sqlite").is_file()
+            else "a folder, not a table file"
+        )
+        raise UserError(f"{path}: {hint}")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()

@@ -66,16 +66,19 @@ def print_selection(selection: Any) -> None:
     """The form selection's table: every candidate's held-out error, and the choice with its reason."""
     title = f"form selection (leave one {selection.unit} out)"
     table = Table(title=title, title_justify="left", caption="* the chosen form", caption_justify="left")
-    table.add_column("form")
-    for name in ("params", "folds", "median rel. error", "|log error| ± SE"):
+    table.add_column("form", no_wrap=True)
+    for name in ("params", "folds", "median error", "|log error| ± SE"):
         table.add_column(name, justify="right")
+    table.add_column("at a bound")
     for row in selection.table.itertuples():
+        bounds = getattr(row, "at_bounds", None)
         table.add_row(
             row.form + (" *" if row.chosen else ""),
             str(row.free_params),
             str(row.folds),
             f"{row.cv_error:.2%}",
             f"{fmt(row.cv_log_error, 3)} ± {fmt(row.cv_se, 2)}",
+            bounds if isinstance(bounds, str) and bounds else "-",
         )
     console.print(table)
     console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)

@@ -153,7 +153,12 @@ def analyse(
     final = _final_points(rows)
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
     result.all_points = all_points
-    selection = {"metric": metric, "split": split, "source": source, "final_only": not all_points}
+    selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
+        "metric": metric if "metric" in obs else None,
+        "split": split if "split" in obs else None,
+        "source": source,
+        "final_only": not all_points,
+    }
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         _fit_law(result, obs, form, bootstrap, selection, intervals)

@@ -4,7 +4,7 @@ with its number, its interval and how far to trust it."""
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -122,11 +122,33 @@ def methods_sentence(analysis: Analysis) -> str | None:
         return f"The compute-optimal methods give N_opt(C) as {text}; without intervals their agreement is unknown."
     agree = bounded["lower"].max() <= bounded["upper"].min()
     if agree:
+        apart = _budgets_apart(optimal)
+        if apart:
+            return (
+                f"The compute-optimal methods' N_opt(C) exponents overlap ({text}), but their N_opt does not at "
+                f"{apart}; see the warnings for the likely causes."
+            )
         return f"The compute-optimal methods agree on N_opt(C) (their intervals overlap): {text}."
     return (
         f"The compute-optimal methods disagree on N_opt(C) (their intervals do not overlap): {text}; "
         "see the warnings for the range each method used."
     )
+
+
+def _budgets_apart(optimal: Any) -> str:
+    """The budgets at which the methods' N_opt intervals do not overlap, with each method's value."""
+    agreement = getattr(optimal, "agreement_", None)
+    if agreement is None or agreement.table.empty:
+        return ""
+    table = agreement.table
+    apart = table[(table["quantity"] == "N") & table["budget"].notna() & (table["verdict"] == "disagree")]
+    parts = []
+    for budget in apart["budget"]:
+        est = agreement.estimates
+        rows = est[(est["quantity"] == "N") & np.isclose(est["budget"].astype(float), budget)]
+        values = ", ".join(f"{r.method} {r.value:.3g}" for r in rows.itertuples())
+        parts.append(f"{budget:.3g} FLOPs ({values})")
+    return "; ".join(parts)
 
 
 def identification_sentence(analysis: Analysis) -> str | None:
