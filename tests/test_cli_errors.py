@@ -136,3 +136,9 @@ def test_a_folder_given_as_a_table_is_named_for_what_it_is(tmp_path):
     (study / "study.sqlite").write_bytes(b"")
     assert_one_line_error(run("fit", str(study)), f"{study}: a study folder", "scalinglab report")
     assert_one_line_error(run("fit", str(tmp_path)), f"{tmp_path}: a folder, not a table file")
+
+
+def test_a_refused_demo_leaves_the_folder_s_config_alone(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: kept\n")
+    assert_one_line_error(run("demo", "-o", str(tmp_path), "--epochs", "0"), "key 'budget.epochs'")
+    assert (tmp_path / "study.yaml").read_text() == "name: kept\n"

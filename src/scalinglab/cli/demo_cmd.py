@@ -20,6 +20,7 @@ import typer
 import yaml
 
 from scalinglab.cli.render import console, fmt, group_warnings
+from scalinglab.files import write_text_atomic
 
 EVAL_EVERY = 100  # steps between evals (and at the last step)
 DEMO_STUDY = {  # the budget is set from --epochs
@@ -70,9 +71,9 @@ def demo(
     output.mkdir(parents=True, exist_ok=True)
     config_path = output / "study.yaml"
     study = {**DEMO_STUDY, "budget": {"epochs": epochs}, "eval_every": EVAL_EVERY}
-    config_path.write_text(yaml.safe_dump(study, sort_keys=False))
     config = parse_config(study, str(config_path))
-    store = Store.create(output / "study", config)
+    store = Store.create(output / "study", config)  # refuses a folder that holds another config's study
+    write_text_atomic(config_path, yaml.safe_dump(study, sort_keys=False))  # only once it is the study's config
     runs = len(config.model_scales) * len(config.data_scales) * len(config.seeds)
     say(
         f"behaviour study on synthetic traffic: {len(config.model_scales)} model scales x "
