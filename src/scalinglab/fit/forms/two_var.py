@@ -5,6 +5,8 @@ Inputs arrive as log N and log D; parameters that are positive scales are fitted
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from scalinglab.fit.forms.base import Array, Form, Param, affine_lse, logsumexp, product_grid
@@ -44,17 +46,17 @@ CHINCHILLA = Form(
 )
 
 
-def _no_floor_features(lx: Array) -> Array:
-    # Terms a - alpha log N, b - beta log D over parameters (a, b, alpha, beta).
-    features = np.zeros((2, 4, lx.shape[-1]))
+def _no_floor_features(lx: Array, exponents: int = 2) -> Array:
+    # Terms a - alpha log N, b - beta log D over parameters (a, b, alpha, beta); one exponent: beta is alpha.
+    features = np.zeros((2, 2 + exponents, lx.shape[-1]))
     features[0, 0] = features[1, 1] = 1.0
-    features[0, 2], features[1, 3] = -lx[0], -lx[1]
+    features[0, 2], features[1, 1 + exponents] = -lx[0], -lx[1]
     return features
 
 
-def _no_floor_starts(lx: Array, ly: Array) -> Array:
-    half_steps = np.arange(0.0, 2.01, 0.5)
-    return product_grid(np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0), half_steps, half_steps)
+def _no_floor_starts(lx: Array, ly: Array, exponents: int = 2) -> Array:
+    scales = np.arange(0.0, 25.1, 5.0)
+    return product_grid(scales, scales, *[np.arange(0.0, 2.01, 0.5)] * exponents)
 
 
 CHINCHILLA_NO_FLOOR = Form(
@@ -95,16 +97,8 @@ CHINCHILLA_SHARED = Form(
 )
 
 
-def _no_floor_shared_features(lx: Array) -> Array:
-    # Terms a - alpha log N, b - alpha log D over parameters (a, b, alpha).
-    features = np.zeros((2, 3, lx.shape[-1]))
-    features[0, 0] = features[1, 1] = 1.0
-    features[0, 2], features[1, 2] = -lx[0], -lx[1]
-    return features
-
-
-def _no_floor_shared_starts(lx: Array, ly: Array) -> Array:
-    return product_grid(np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0), np.arange(0.0, 2.01, 0.5))
+_no_floor_shared_features = functools.partial(_no_floor_features, exponents=1)
+_no_floor_shared_starts = functools.partial(_no_floor_starts, exponents=1)
 
 
 CHINCHILLA_NO_FLOOR_SHARED = Form(
