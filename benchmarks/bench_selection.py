@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab import ScalingLaw
-from scalinglab.fit.selection import select_form
+from scalinglab.fit.selection import DEFAULT_CANDIDATES, select_form
 from scalinglab.observations import select_fit_data
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
 
@@ -52,7 +52,7 @@ def main() -> None:
     print(selection.table.to_string(index=False))
     print(f"chosen: {selection.choice} ({selection.reason})")
     print(f"one chinchilla fit with profile intervals:           {t_single:7.3f} s")
-    print(f"selection alone (4 candidates x 24 folds):           {t_select:7.3f} s")
+    print(f"selection alone ({len(DEFAULT_CANDIDATES)} candidates x 24 folds):           {t_select:7.3f} s")
     print(f"form=auto + profile + {args.bootstrap} bootstrap refits:        {t_auto:7.3f} s")
     print(f"profile intervals of the choice: {law.ci_}")
     print(f"not identified: {law.not_identified_ or 'none'}")
