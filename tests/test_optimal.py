@@ -285,3 +285,22 @@ def test_the_nested_forms_have_the_parametric_rule(form):
     n_opt = fitted.predict(1e21).set_index(["method", "quantity"]).loc[("parametric", "N"), "value"]
     assert n_opt == pytest.approx(parametric_allocation(full, 1e21)[0], rel=1e-9)
     assert any("by construction" in w for w in fitted.warnings_) == shared
+
+
+def test_parametric_d_opt_is_counted_in_samples_seen():
+    """A law in unique data trained for 64 epochs: N_opt is unchanged, D_opt is 64x the law's D (the samples
+    the envelope counts), and the domain notes use FLOPs per sample seen."""
+    obs = example_curves(params=HOFFMANN, noise=0.001, seed=1)
+    final = obs.sort_values("flops").groupby("run_id").tail(1)
+    table = final.assign(dataset_size=final["samples_seen"])
+    law = ScalingLaw(form="chinchilla", bootstrap=10, intervals=None).fit(table)
+    once, epochs = (
+        ComputeOptimal(method="parametric", law=law, bootstrap=10, samples_per_datum=e).fit(obs) for e in (1.0, 64.0)
+    )
+    a = once.predict(1e21).set_index("quantity")
+    b = epochs.predict(1e21).set_index("quantity")
+    assert b.loc["N", "value"] == pytest.approx(a.loc["N", "value"], rel=1e-12)
+    assert b.loc["D", "value"] == pytest.approx(64 * a.loc["D", "value"], rel=1e-12)
+    assert b.loc["D", "lower"] == pytest.approx(64 * a.loc["D", "lower"], rel=1e-9)
+    with pytest.raises(UserError, match="samples_per_datum"):
+        ComputeOptimal(method="parametric", law=law, samples_per_datum=0).fit(obs)

@@ -256,3 +256,15 @@ def test_a_wide_table_without_metric_or_split_columns_is_reported(tmp_path):
     for name, value in TRUE_PARAMS.items():
         lower, upper = summary["law"]["ci"][name]
         assert lower <= value <= upper, (name, lower, upper)
+
+
+def test_epochs_and_form_assumptions_are_read_for_the_verdict():
+    from scalinglab.report.analysis import samples_per_datum
+    from scalinglab.report.verdict import _form_assumptions
+
+    final = pd.DataFrame({"samples_seen": [25_600.0, 51_200.0], "dataset_size": [400.0, 800.0]})
+    assert samples_per_datum(final) == 64.0
+    assert samples_per_datum(final.drop(columns="samples_seen")) == 1.0
+    assert _form_assumptions("chinchilla_no_floor_shared") == "no floor, E = 0; one exponent for N and D, beta = alpha"
+    assert _form_assumptions("chinchilla_floor=1.8") == "the floor E = 1.8"
+    assert _form_assumptions("chinchilla") == _form_assumptions("kaplan") == ""

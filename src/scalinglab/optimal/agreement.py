@@ -22,6 +22,7 @@ from scalinglab.optimal.powerfit import PowerLaw
 
 NAMES = {"N": "N_opt", "S": "S_opt", "D": "D_opt"}
 RANGE_SHARE = 0.5  # a method whose FLOPs range spans under this share of the widest one's decades is "narrow"
+EXTRAPOLATION_SLACK = 10**0.05  # a budget within 0.05 decades of a method's largest point is not an extrapolation
 
 
 @dataclass
@@ -173,7 +174,7 @@ def range_causes(
                 f"decades, against {spans[widest]:.2g} for {widest})"
             )
         for label, c in budgets.items():
-            if c > u["flops_high"] * 1.0001:
+            if c > u["flops_high"] * EXTRAPOLATION_SLACK:
                 at_budget[label].setdefault(method, []).append(
                     f"{method} extrapolates {np.log10(c / u['flops_high']):.2g} decades beyond its largest "
                     f"{u['unit'].rstrip('s')} ({_fmt(u['flops_high'])} FLOPs)"

@@ -37,7 +37,9 @@ class ComputeOptimal:
     parametric method (fitted here on the runs' final points when not given). envelope: "robust" (each
     run's curve smoothed first, so one outlying checkpoint cannot become optimal) or "raw" (the best raw
     point per bin). budget: a FLOPs budget (besides the largest observed) at which the methods' answers
-    are compared and checked.
+    are compared and checked. samples_per_datum: the training samples each unit of the law's D stands for
+    (the epochs, when D counts unique data and the budget is in epochs): the parametric D_opt is reported in
+    samples seen, the envelope's unit, and k stays per unit of the law's D.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class ComputeOptimal:
         law: ScalingLaw | None = None,
         envelope: str = "robust",
         budget: float | None = None,
+        samples_per_datum: float = 1.0,
     ) -> None:
         self.method = method
         self.higher_is_better = higher_is_better
@@ -67,6 +70,7 @@ class ComputeOptimal:
         self.law = law
         self.envelope = envelope
         self.budget = budget
+        self.samples_per_datum = samples_per_datum
 
     def fit(
         self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any
@@ -122,6 +126,8 @@ class ComputeOptimal:
             raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
         if self.envelope not in ENVELOPES:
             raise UserError(f"unknown envelope '{self.envelope}'; choose robust or raw")
+        if not (np.isfinite(self.samples_per_datum) and self.samples_per_datum > 0):
+            raise UserError(f"samples_per_datum must be a finite number > 0, got {self.samples_per_datum}")
         if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
             raise UserError(f"budget must be a finite number > 0 FLOPs, got {self.budget}")
         check_whole("n_bins", self.n_bins, minimum=1)
@@ -227,7 +233,11 @@ class ComputeOptimal:
             bkn, ba, bkd, bb = parametric.allocation_coefficients(replicas, k)
             samples_n, samples_d = np.stack([bkn, ba], axis=1), np.stack([bkd, bb], axis=1)
         self.laws_["parametric", "N"] = PowerLaw(float(np.exp(log_kn)), float(a), samples_n)
-        self.laws_["parametric", "D"] = PowerLaw(float(np.exp(log_kd)), float(b), samples_d)
+        # D_opt in samples seen, as the envelope's: the law's D (unique data) times the passes over it
+        seen = float(np.log(self.samples_per_datum))
+        if samples_d is not None:
+            samples_d[:, 0] += seen
+        self.laws_["parametric", "D"] = PowerLaw(float(np.exp(log_kd + seen)), float(b), samples_d)
 
     # ---- results ---------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -254,7 +264,7 @@ class ComputeOptimal:
         if not c > 0:
             raise UserError(f"budget must be > 0 FLOPs, got {c}")
         rows = []
-        k = self.flops_per_param_sample
+        k = self.flops_per_param_sample / self.samples_per_datum  # FLOPs per parameter per sample seen
         for (method, quantity), law in self.laws_.items():
             interval = law.interval(c, self.ci_level) or (np.nan, np.nan)
             value = float(law.predict(c))

@@ -165,7 +165,7 @@ def analyse(
         _fit_train_law(result, obs, rows, selection)
         k = measured_flops_per_param_sample(result)
         parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection, k)
-        _profile_and_costs(result, improvement)
+        _profile_and_costs(result, improvement, k)
         _suggest(result, obs, parametric, bootstrap, selection, k)
         _two_step(result)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
@@ -226,6 +226,16 @@ def measured_flops_per_param_sample(result: Analysis, spread_limit: float = 2.0)
     return k
 
 
+def samples_per_datum(final: pd.DataFrame) -> float:
+    """How many samples each unit of D was trained on: the median samples_seen / dataset_size of the final
+    points (the epochs of a budget in epochs; 1 without those columns)."""
+    if not {"samples_seen", "dataset_size"} <= set(final):
+        return 1.0
+    ratio = (final["samples_seen"] / final["dataset_size"]).to_numpy(float)
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    return float(np.median(ratio)) if ratio.size else 1.0
+
+
 def _fit_optimal(
     result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict, k: float
 ) -> ScalingLaw | None:
@@ -248,6 +258,7 @@ def _fit_optimal(
             bootstrap=bootstrap,
             law=law,
             flops_per_param_sample=k,
+            samples_per_datum=samples_per_datum(result.final),
         )
         result.optimal = optimal.fit(table, **{k: v for k, v in selection.items() if k != "final_only"})
         result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
@@ -330,16 +341,16 @@ def _full_chinchilla(
     return full
 
 
-def _profile_and_costs(result: Analysis, improvement: float) -> None:
+def _profile_and_costs(result: Analysis, improvement: float, k: float) -> None:
     law = result.law
     if law is None:
         return
     try:
-        result.profile = iso_metric_profile(law, improvement=improvement)
+        result.profile = iso_metric_profile(law, improvement=improvement, flops_per_param_sample=k)
     except UserError as exc:
         result.warnings.append(f"iso-metric profile: {exc}")
     try:
-        result.costs = cost_table(law)
+        result.costs = cost_table(law, flops_per_param_sample=k)
     except UserError as exc:
         result.warnings.append(f"cost of improvement: {exc}")
     exponents = [law.params_[p] for p in ("alpha", "beta") if p in law.params_]

@@ -78,7 +78,10 @@ def cost_sentence(analysis: Analysis) -> str | None:
             refit = copy.copy(law)
             refit.theta_ = theta
             try:
-                values.append(iso_metric_profile(refit, improvement=profile.improvement).multipliers["flops"])
+                again = iso_metric_profile(
+                    refit, improvement=profile.improvement, flops_per_param_sample=profile.flops_per_param_sample
+                )
+                values.append(again.multipliers["flops"])
             except (UserError, ValueError, FloatingPointError):
                 continue
         values = np.asarray(values, dtype=float)
@@ -86,15 +89,21 @@ def cost_sentence(analysis: Analysis) -> str | None:
         if values.size >= 10:
             lo, hi = np.percentile(values, _tails(law))
             interval = f"{_interval_text(lo, hi, 'x', digits=3)} over {values.size} bootstrap refits"
-    (n_lo, n_hi), (d_lo, d_hi) = law.domain_["n"], law.domain_["d"]
-    beyond = max(cheap["n"] / n_hi, n_lo / cheap["n"], cheap["d"] / d_hi, d_lo / cheap["d"])
+    outside = []
+    for name, value in (("N", cheap["n"]), ("D", cheap["d"])):
+        low, high = law.domain_[name.lower()]
+        if value > high:
+            outside.append(f"{name} {value / high:.2g}x above the largest fitted")
+        elif value < low:
+            outside.append(f"{name} {low / value:.2g}x below the smallest fitted")
     trust = (
-        "inside the fitted range"
-        if beyond <= 1.0
-        else f"an extrapolation to {beyond:.2g}x beyond the fitted range, so a forecast, not a measurement"
+        f"an extrapolation ({', '.join(outside)}), so a forecast, not a measurement"
+        if outside
+        else "inside the fitted range"
     )
     return (
-        f"{percent(profile.improvement)} better than the best run costs {mult['flops']:.3g}x its compute "
+        f"{percent(profile.improvement)} better than the law's value at the best run costs {mult['flops']:.3g}x "
+        "its compute "
         f"{interval}, at N = {number(cheap['n'])} ({mult['n']:.2g}x) and D = {number(cheap['d'])} ({mult['d']:.2g}x); "
         f"{trust}."
     )
@@ -151,6 +160,18 @@ def _budgets_apart(optimal: Any) -> str:
     return "; ".join(parts)
 
 
+def _form_assumptions(name: str) -> str:
+    """What a nested chinchilla form fixes instead of estimating ("" for the others)."""
+    fixed = []
+    if "no_floor" in name:
+        fixed.append("no floor, E = 0")
+    if name.endswith("shared"):
+        fixed.append("one exponent for N and D, beta = alpha")
+    if name.startswith("chinchilla_floor="):
+        fixed.append(f"the floor E = {name.split('=', 1)[1]}")
+    return "; ".join(fixed)
+
+
 def identification_sentence(analysis: Analysis) -> str | None:
     """ "The law is / is not identified", the held-out error, and what to run next when it is not."""
     law = analysis.law
@@ -165,7 +186,11 @@ def identification_sentence(analysis: Analysis) -> str | None:
     loose = list(dict.fromkeys([*law.not_identified_, *getattr(law, "at_bounds_", [])]))
     if not loose:
         level = percent(law.ci_level)
-        return f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval."
+        fixed = _form_assumptions(law.form_.name)
+        return (
+            f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval"
+            + (f" (given its form's assumptions: {fixed})." if fixed else ".")
+        )
     needs = []
     if {"A", "alpha", "Nc", "alphaN"} & set(loose):
         needs.append("larger models (N beyond the largest run)")
