@@ -122,6 +122,8 @@ def test_a_parametric_law_from_other_data_disagrees_and_is_named(agreeing):
 
 
 def test_the_verdict_says_when_exponents_overlap_but_the_budget_does_not():
+    """Overlapping exponents, disjoint N_opt at the budget: the verdict says both; an exponent fixed by the
+    law's form (the same in every replica) is named as such and not counted as agreement."""
     from types import SimpleNamespace
 
     from scalinglab.optimal.agreement import Agreement
@@ -144,6 +146,10 @@ def test_the_verdict_says_when_exponents_overlap_but_the_budget_does_not():
         columns=["quantity", "compared", "budget", "method", "value", "lower", "upper"],
     )
     optimal = SimpleNamespace(exponents_=exponents, agreement_=Agreement(table, estimates))
+    sentence = methods_sentence(SimpleNamespace(optimal=optimal))  # parametric's 0.5 is fixed by a shared exponent
+    assert "parametric: fixed by its law's form, not estimated" in sentence
+    assert "does not agree at 1e+21 FLOPs (envelope 1e+10, parametric 1e+08)" in sentence
+    exponents.loc[1, ["lower", "upper"]] = [0.45, 0.55]
     sentence = methods_sentence(SimpleNamespace(optimal=optimal))
     assert "exponents overlap" in sentence
     assert "does not at 1e+21 FLOPs (envelope 1e+10, parametric 1e+08)" in sentence
@@ -151,3 +157,12 @@ def test_the_verdict_says_when_exponents_overlap_but_the_budget_does_not():
     assert methods_sentence(SimpleNamespace(optimal=optimal)).startswith("The compute-optimal methods agree on")
     exponents.loc[1, ["lower", "upper"]] = [0.9, 0.95]
     assert "disagree on N_opt(C)" in methods_sentence(SimpleNamespace(optimal=optimal))
+
+
+def test_an_exponent_fixed_by_the_form_is_not_compared():
+    fixed = PowerLaw(2.0, 0.5, np.column_stack([np.log(np.linspace(1.5, 2.5, 20)), np.full(20, 0.5)]))
+    free = PowerLaw(3.0, 0.6, np.column_stack([np.log(np.linspace(2.5, 3.5, 20)), np.linspace(0.3, 0.9, 20)]))
+    laws = {("parametric", "N"): fixed, ("envelope", "N"): free}
+    result = compare_methods(laws, {"largest": 1e6}, 0.95, {})
+    assert list(result.table["compared"]) == ["at largest"]  # no exponent row: one estimated exponent only
+    assert set(result.estimates["compared"]) == {"exponent", "at largest"}  # both still listed

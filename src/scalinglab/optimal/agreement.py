@@ -81,10 +81,14 @@ def compare_methods(
                 law = laws[method, quantity]
                 value = law.exponent if budget is None else float(law.predict(budget))
                 interval = law.interval(budget, ci_level) or (np.nan, np.nan)
-                values[method] = (float(value), *interval)
                 estimates.append((quantity, what, budget, method, float(value), *interval))
+                if budget is None and interval[0] == interval[1]:
+                    continue  # an exponent every replica shares is the law's assumption (C^0.5), not an estimate
+                values[method] = (float(value), *interval)
+            if len(values) < 2:
+                continue
             extra = (budget_causes or {}).get(label, {}) if label else {}
-            merged = {m: causes.get(m, []) + extra.get(m, []) for m in methods}
+            merged = {m: causes.get(m, []) + extra.get(m, []) for m in values}
             row, warning = _verdict(quantity, what, budget, values, merged, quoted)
             summary.append(row)
             if warning:

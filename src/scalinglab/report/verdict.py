@@ -126,8 +126,17 @@ def methods_sentence(analysis: Analysis) -> str | None:
     )
     if len(rows) == 1:
         return f"Only the {rows['method'].iloc[0]} method could fit N_opt(C): {text}; nothing to check it against."
-    bounded = rows[np.isfinite(rows["lower"]) & np.isfinite(rows["upper"])]
+    fixed = rows[rows["lower"] == rows["upper"]]  # the same in every replica: the form's assumption
+    if len(fixed):
+        text += f" ({', '.join(fixed['method'])}: fixed by its law's form, not estimated)"
+    bounded = rows[np.isfinite(rows["lower"]) & np.isfinite(rows["upper"]) & (rows["lower"] < rows["upper"])]
     if len(bounded) < 2:
+        apart = _budgets_apart(optimal)
+        if apart and len(fixed):
+            return (
+                f"The compute-optimal methods give N_opt(C) as {text}; their N_opt does not agree at {apart}; "
+                "see the warnings for the likely causes."
+            )
         return f"The compute-optimal methods give N_opt(C) as {text}; without intervals their agreement is unknown."
     agree = bounded["lower"].max() <= bounded["upper"].min()
     if agree:
