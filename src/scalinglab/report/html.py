@@ -277,6 +277,15 @@ def _optimal_section(page: Page, analysis: Analysis) -> None:
     page.text(f"At the largest budget observed ({budget:.4g} FLOPs):")
     page.table(optimal.predict(budget))
     page.heading("Near-optimal configurations")
+    smoothed = (
+        " Their value is the run's smoothed curve at that checkpoint (what the robust envelope reads), not the raw"
+        " observation."
+        if optimal.envelope == "robust"
+        else ""
+    )
+    page.text(
+        f"Checkpoints within {optimal.tolerance:.0%} of the envelope at their compute, the first 40.{smoothed}"
+    )
     page.table(optimal.near_optimal_.head(40))
 
 

@@ -52,14 +52,16 @@ def scale_label(value: float) -> str:
 
 def tidy_log_axis(axis) -> None:
     """Readable ticks on a log axis: on one spanning under three decades, ticks at 1, 2 and 5 per decade
-    labelled as plain numbers (2e6, 0.3) instead of 2x10^6 or 3x10^-1; never overlapping minor labels."""
+    (at every digit and 1.5 under one decade, so a metric between 0.6 and 0.9 gets labels) written as
+    plain numbers (2e6, 0.3) instead of 2x10^6 or 3x10^-1; never overlapping minor labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if axis.get_scale() != "log":
         return
     low, high = sorted(axis.get_view_interval())
     if low > 0 and np.log10(high / low) < 3:
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0) if np.log10(high / low) < 1 else (1.0, 2.0, 5.0)
+        axis.set_major_locator(LogLocator(subs=subs))
         axis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
     axis.set_minor_formatter(NullFormatter())
 
