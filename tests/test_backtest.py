@@ -208,3 +208,21 @@ def test_direct_and_two_step_backtests_predict_the_same_held_out_points():
         mae = np.mean(np.abs(points["predicted"] - points["observed"]))
         assert result.scores.set_index("method").loc[method, "mae"] == pytest.approx(mae, rel=1e-12)
     assert result.links["two_step:chinchilla"] == "sigmoid"
+
+
+def test_a_metric_that_is_its_loss_gives_a_tie_not_a_winner():
+    """The metric equals the loss, so the direct law and the two-step law (power link, exponent 1) predict
+    the same held-out points: the recommendation says they tie instead of naming a winner by rounding."""
+    from scalinglab.fit.backtest import backtest_via
+    from scalinglab.testing import chinchilla_loss
+
+    rng = np.random.default_rng(1)
+    n, d = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 3e9, 5), np.geomspace(2e8, 2e11, 4)))
+    loss = chinchilla_loss(n, d) * np.exp(rng.normal(0, 0.003, n.size))
+    table = pd.DataFrame({"run_id": np.arange(n.size), "n_params": n, "dataset_size": d, "loss": loss, "m": loss})
+    result = backtest_via(
+        table, ("n", "d"), "loss", "n_params>1e9", ["chinchilla"], {"y": "m"}, link="power", bootstrap=0
+    )
+    mae = result.scores.set_index("method")["mae"]
+    assert mae["direct:chinchilla"] == pytest.approx(mae["two_step:chinchilla"], rel=1e-3)
+    assert result.recommendation.startswith("a tie: "), result.recommendation

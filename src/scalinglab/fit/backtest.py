@@ -398,11 +398,17 @@ def backtest_via(
     scores = pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
     scores.insert(0, "rank", np.arange(1, len(scores) + 1))
     best = scores.iloc[0]
-    recommendation = (
-        f"{best['method']}: lowest mean absolute error on the {test.n_points} held-out points "
-        f"({best['mae']:.4g}"
-        + (f" against {scores.iloc[1]['mae']:.4g} for {scores.iloc[1]['method']})" if len(scores) > 1 else ")")
-    )
+    if len(scores) > 1 and np.isclose(scores.iloc[1]["mae"], best["mae"], rtol=1e-3, atol=0.0):
+        recommendation = (  # within 0.1%: the held-out points cannot tell the two apart
+            f"a tie: {best['method']} and {scores.iloc[1]['method']} have the same mean absolute error on the "
+            f"{test.n_points} held-out points ({best['mae']:.4g})"
+        )
+    else:
+        recommendation = (
+            f"{best['method']}: lowest mean absolute error on the {test.n_points} held-out points "
+            f"({best['mae']:.4g}"
+            + (f" against {scores.iloc[1]['mae']:.4g} for {scores.iloc[1]['method']})" if len(scores) > 1 else ")")
+        )
     if not np.isnan(best["coverage"]) and best["coverage"] < 0.5:
         notes.append(
             f"{best['method']}'s {ci_level:.0%} prediction intervals cover only {best['coverage']:.0%} "
