@@ -268,3 +268,19 @@ def test_epochs_and_form_assumptions_are_read_for_the_verdict():
     assert _form_assumptions("chinchilla_no_floor_shared") == "no floor, E = 0; one exponent for N and D, beta = alpha"
     assert _form_assumptions("chinchilla_floor=1.8") == "the floor E = 1.8"
     assert _form_assumptions("chinchilla") == _form_assumptions("kaplan") == ""
+
+
+def test_a_nested_law_s_refit_for_suggest_warns_once():
+    """No floor in the data: auto picks a no-floor form, `suggest` refits the full chinchilla (E at its bound)
+    and its warnings are said once, with the refit, not again as the suggestions' own."""
+    n, d = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 4)))
+    noise = np.exp(np.random.default_rng(2).normal(0, 0.003, n.size))
+    obs = pd.DataFrame(
+        {"run_id": np.arange(n.size).astype(str), "n_params": n, "dataset_size": d, "samples_seen": d,
+         "steps": 1, "flops": 6 * n * d, "value": (300 / n**0.3 + 900 / d**0.3) * noise}
+    )
+    result = analyse(obs, "nested", metric="loss", split=None, bootstrap=20)
+    assert result.law.form_.name.startswith("chinchilla_no_floor")
+    refit = [w for w in result.warnings if w.startswith("what to run next: ranks runs with the full chinchilla")]
+    assert len(refit) == 1 and "E is at its lower bound" in refit[0]
+    assert not any(w.startswith("what to run next: law: E is at its lower bound") for w in result.warnings)

@@ -286,7 +286,8 @@ def _suggest(
     chinchilla law: a nested form's report gets the full form fitted on the same points, said in a warning."""
     if law is None or not bootstrap or additive_params(law.form_.name, law.params_) is None or result.final.empty:
         return
-    if law.form_.name != "chinchilla":
+    refitted = law.form_.name != "chinchilla"
+    if refitted:  # its warnings are said once, with the refit
         law = _full_chinchilla(result, obs, bootstrap, selection, "what to run next: ranks runs with", law.form_.name)
         if law is None:
             return
@@ -307,7 +308,12 @@ def _suggest(
             ceiling=law.ceiling,
             flops_per_param_sample=k,
         )
-        notes = [w for w in result.suggestions.warnings if "used the last point" not in w]
+        said = set(law.warnings_) if refitted else set()
+        notes = [
+            w
+            for w in result.suggestions.warnings
+            if "used the last point" not in w and not (w.startswith("law: ") and w[len("law: ") :] in said)
+        ]
         result.warnings += [f"what to run next: {w}" for w in notes]
     except UserError as exc:
         result.warnings.append(f"what to run next: not computed: {exc}")

@@ -113,7 +113,7 @@ def law_contour(law: ScalingLaw, points: pd.DataFrame, metric: str, profile: Pro
         xscale="log",
         yscale="log",
         xlabel="model parameters N",
-        ylabel="training samples D",
+        ylabel="training data D",
         xlim=n_span,
         ylim=d_span,
         title=f"fitted {metric}(N, D), {law.form_.name} form",
@@ -228,7 +228,7 @@ def diagnostics_figure(law: ScalingLaw, points: pd.DataFrame, metric: str) -> Fi
     tidy_log_axis(axes[0].yaxis)
     legend_below(axes[0])
     limit = max(float(np.nanmax(np.abs(residual))), 1e-6) * 1.15
-    for ax, label in zip(axes[1:], ("parameters N", "training samples D", "training FLOPs C"), strict=True):
+    for ax, label in zip(axes[1:], ("parameters N", "training data D", "training FLOPs C"), strict=True):
         ax.axhline(0, color="black", lw=1)
         ax.set(
             xscale="log",

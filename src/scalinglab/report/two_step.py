@@ -104,7 +104,7 @@ def chained_figure(
         last &= np.isclose(data.inputs[len(names) - 1], law.step1_.domain_[names[-1]][1])
     ax.scatter(data.inputs[0][last], data.y[last], color="black", s=14, zorder=3, label="observed (last checkpoint)")
     suffix = f" at {names[-1]} = {number(law.step1_.domain_[names[-1]][1])}" if len(names) > 1 else ""
-    label = {"n": "model parameters N", "d": "training samples D", "x": "x"}.get(first, first)
+    label = {"n": "model parameters N", "d": "training data D", "x": "x"}.get(first, first)
     ax.set(xscale="log", xlabel=label, ylabel=metric, title=f"chained vs direct{suffix}")
     low, high = float(np.min(data.y)), float(np.max(data.y))
     if law.higher_is_better:
