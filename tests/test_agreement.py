@@ -166,3 +166,14 @@ def test_an_exponent_fixed_by_the_form_is_not_compared():
     result = compare_methods(laws, {"largest": 1e6}, 0.95, {})
     assert list(result.table["compared"]) == ["at largest"]  # no exponent row: one estimated exponent only
     assert set(result.estimates["compared"]) == {"exponent", "at largest"}  # both still listed
+
+
+def test_the_scope_of_the_envelope_is_a_cause():
+    obs = example_curves(noise=0.001, seed=1)
+    fitted = ComputeOptimal(bootstrap=0, scope="the runs at data scale 4X only").fit(obs)
+    causes = fitted._causes({"envelope": [], "isoflop": [], "parametric": []})
+    assert causes["envelope"] == ["envelope read the runs at data scale 4X only"]
+    assert causes["isoflop"][0] == "isoflop read the runs at data scale 4X only"
+    assert not any("4X" in c for c in causes["parametric"])
+    plain = ComputeOptimal(bootstrap=0).fit(obs)._causes({"envelope": [], "isoflop": [], "parametric": []})
+    assert not any("4X" in c for c in plain["envelope"])

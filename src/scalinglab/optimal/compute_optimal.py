@@ -39,7 +39,9 @@ class ComputeOptimal:
     point per bin). budget: a FLOPs budget (besides the largest observed) at which the methods' answers
     are compared and checked. samples_per_datum: the training samples each unit of the law's D stands for
     (the epochs, when D counts unique data and the budget is in epochs): the parametric D_opt is reported in
-    samples seen, the envelope's unit, and k stays per unit of the law's D.
+    samples seen, the envelope's unit, and k stays per unit of the law's D. scope: what the data given to
+    `fit` leave out (e.g. "runs at data scale 4X only"), quoted as a cause when the envelope or IsoFLOP
+    disagrees with the parametric law, which is fitted on every run.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class ComputeOptimal:
         envelope: str = "robust",
         budget: float | None = None,
         samples_per_datum: float = 1.0,
+        scope: str | None = None,
     ) -> None:
         self.method = method
         self.higher_is_better = higher_is_better
@@ -71,6 +74,7 @@ class ComputeOptimal:
         self.envelope = envelope
         self.budget = budget
         self.samples_per_datum = samples_per_datum
+        self.scope = scope
 
     def fit(
         self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any
@@ -288,6 +292,10 @@ class ComputeOptimal:
 
     def _causes(self, causes: dict[str, list[str]]) -> dict[str, list[str]]:
         """What may make each method differ: its range, dropped points, outliers, the law's identifiability."""
+        if self.scope:
+            for method in ("envelope", "isoflop"):
+                if method in causes:
+                    causes[method].append(f"{method} read {self.scope}")
         iso = self.usage_.get("isoflop")
         if iso and iso["dropped"]:
             edge = [d for d in iso["dropped"] if "outside the sizes sampled" in d["reason"]]

@@ -259,6 +259,9 @@ def _fit_optimal(
             law=law,
             flops_per_param_sample=k,
             samples_per_datum=samples_per_datum(result.final),
+            scope=None
+            if scale is None or law is None
+            else f"the runs at data scale {scale:g}X only, so it cannot trade data against model size",
         )
         result.optimal = optimal.fit(table, **{k: v for k, v in selection.items() if k != "final_only"})
         result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
