@@ -245,3 +245,32 @@ def test_the_report_shows_the_metric_through_the_loss(tmp_path):
     assert set(analysis.two_step.figures) == {"link", "chained"}
     html = write_report(analysis, tmp_path / "r").read_text()
     assert "acc through the loss (two-step law)" in html
+
+
+def test_a_metric_equal_to_the_loss_gets_no_two_step_section():
+    """A one-mode behaviour model's loss is its ADE: minADE through the loss would be the identity, so the
+    report says so instead of fitting a degenerate link (a 1% change anywhere brings the section back)."""
+    from scalinglab.report.analysis import analyse
+
+    wide = two_step_table(seed=6)
+    wide["flops"] = 6 * wide["n_params"] * wide["dataset_size"]
+    base = wide.drop(columns=["loss", "acc"])
+    same = pd.concat(
+        [
+            base.assign(metric="loss", split="eval", value=wide["loss"]),
+            base.assign(metric="minADE", split="eval", value=wide["loss"] * (1 + 1e-7)),
+        ],
+        ignore_index=True,
+    )
+    analysis = analyse(same, "table", metric="minADE", bootstrap=0, intervals=None)
+    assert analysis.two_step is None
+    assert analysis.two_step_error.startswith(f"minADE equals the eval loss at all {len(wide)} checkpoints")
+    other = same.copy()
+    other.loc[(other["metric"] == "minADE") & (other["steps"] == 4), "value"] *= 1.01
+    assert not analysis_two_step_skipped(other)
+
+
+def analysis_two_step_skipped(obs: pd.DataFrame) -> bool:
+    from scalinglab.report.two_step import _same_as_loss
+
+    return bool(_same_as_loss(obs, "minADE", "eval"))

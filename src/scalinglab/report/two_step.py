@@ -267,11 +267,35 @@ def two_step_section(
     return section
 
 
+def _same_as_loss(obs: pd.DataFrame, metric: str, split: str, rtol: float = 1e-5) -> str:
+    """Why a two-step law would add nothing ("" when it would): the metric equals the eval loss at every
+    checkpoint (a one-mode behaviour model, whose loss is its ADE), so the link is the identity."""
+    rows = obs[obs["split"].astype(str) == split] if "split" in obs else obs
+    keys = [c for c in ("run_id", "steps") if c in rows]
+    if not keys:
+        return ""
+    rows = rows[rows["metric"].astype(str).isin([metric, "loss"])]
+    pairs = rows.pivot_table(index=keys, columns="metric", values="value", aggfunc="first").dropna()
+    if metric not in pairs or "loss" not in pairs or pairs.empty:
+        return ""
+    gap = float(np.max(np.abs(pairs[metric] / pairs["loss"] - 1.0)))
+    if gap > rtol:
+        return ""
+    return (
+        f"{metric} equals the eval loss at all {len(pairs)} checkpoints (largest relative difference {gap:.1g}), "
+        "so predicting it through the loss adds nothing: the law above is the two-step law"
+    )
+
+
 def fit_two_step_section(analysis: Any) -> None:
     """Fill `analysis.two_step` (or `analysis.two_step_error`) for a task metric beside an eval loss; called
     by `report.analysis.analyse`, so the page only draws what the analysis computed."""
     obs, metric = analysis.observations, analysis.metric
     if "metric" not in obs or metric == "loss" or "loss" not in set(obs["metric"].astype(str)):
+        return
+    same = _same_as_loss(obs, metric, analysis.split or "eval")
+    if same:
+        analysis.two_step_error = same
         return
     try:
         with warnings.catch_warnings():
