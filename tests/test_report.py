@@ -284,3 +284,12 @@ def test_a_nested_law_s_refit_for_suggest_warns_once():
     refit = [w for w in result.warnings if w.startswith("what to run next: ranks runs with the full chinchilla")]
     assert len(refit) == 1 and "E is at its lower bound" in refit[0]
     assert not any(w.startswith("what to run next: law: E is at its lower bound") for w in result.warnings)
+
+
+def test_the_cost_interval_says_how_many_refits_it_used(analysis, monkeypatch):
+    from scalinglab.report import verdict
+
+    assert re.search(r"over \d+ (of the 30 )?bootstrap refits", verdict.cost_sentence(analysis))
+    monkeypatch.setattr(verdict, "MAX_SAMPLES", 12)
+    assert re.search(r"over \d+ of the 30 bootstrap refits", verdict.cost_sentence(analysis))
+    assert "law's value at the best run" in verdict.cost_sentence(analysis)

@@ -88,7 +88,9 @@ def cost_sentence(analysis: Analysis) -> str | None:
         values = values[np.isfinite(values)]
         if values.size >= 10:
             lo, hi = np.percentile(values, _tails(law))
-            interval = f"{_interval_text(lo, hi, 'x', digits=3)} over {values.size} bootstrap refits"
+            total = len(law.bootstrap_theta_)
+            used = f"{values.size} of the {total}" if total > values.size else f"{values.size}"
+            interval = f"{_interval_text(lo, hi, 'x', digits=3)} over {used} bootstrap refits"
     outside = []
     for name, value in (("N", cheap["n"]), ("D", cheap["d"])):
         low, high = law.domain_[name.lower()]
