@@ -69,16 +69,16 @@ def bound_warnings(form: Form, active: list[tuple[int, str]]) -> list[str]:
     return out
 
 
-def conditioning_warnings(form: Form, hess: np.ndarray) -> list[str]:
+def conditioning_warnings(form: Form, information: np.ndarray) -> list[str]:
     """Flag an information matrix (in the internal parametrisation) that is singular or badly conditioned.
 
-    `hess` is J^T J of the log predictions at the fitted points (the Gauss-Newton matrix): whether the
+    `information` is J^T J of the log predictions at the fitted points (the Gauss-Newton matrix): whether the
     design pins every direction down, whatever the loss. The robust loss's own Hessian is not used: Huber's
     curvature is zero for every residual past its threshold, so a well-pinned law whose residuals all
     exceed delta would read as singular. Parameters the form fixes (lower == upper) are left out.
     """
     free = form.free
-    eigval, eigvec = np.linalg.eigh(hess[np.ix_(free, free)])
+    eigval, eigvec = np.linalg.eigh(information[np.ix_(free, free)])
     top = float(np.max(np.abs(eigval)))
     low = float(eigval[0])
     if top <= 0 or not np.all(np.isfinite(eigval)):

@@ -203,16 +203,20 @@ def _fit_train_law(result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, sele
         result.warnings.append(f"train-split law not fitted: {exc}")
 
 
+def _positive_ratios(final: pd.DataFrame, numerator: str, *denominator: str) -> np.ndarray:
+    """numerator / product(denominator) per final point, the finite positive ones (none without a column)."""
+    if not {numerator, *denominator} <= set(final):
+        return np.empty(0)
+    ratio = (final[numerator] / final[list(denominator)].prod(axis=1)).to_numpy(float)
+    return ratio[np.isfinite(ratio) & (ratio > 0)]
+
+
 def measured_flops_per_param_sample(result: Analysis, spread_limit: float = 2.0) -> float:
     """k in C = k N D as the runs measure it: the median of flops / (n_params x dataset_size) over the final
     points (6, the transformer rule, when a column is missing). With a budget in epochs k is the FLOPs per
     parameter per sample times the epochs; with a budget in steps it falls as D grows, which the parametric
     rule's C = k N D cannot describe, and a warning says so."""
-    final = result.final
-    if not {"flops", "n_params", "dataset_size"} <= set(final):
-        return 6.0
-    ratio = (final["flops"] / (final["n_params"] * final["dataset_size"])).to_numpy(float)
-    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    ratio = _positive_ratios(result.final, "flops", "n_params", "dataset_size")
     if not ratio.size:
         return 6.0
     k = float(np.median(ratio))
@@ -229,10 +233,7 @@ def measured_flops_per_param_sample(result: Analysis, spread_limit: float = 2.0)
 def samples_per_datum(final: pd.DataFrame) -> float:
     """How many samples each unit of D was trained on: the median samples_seen / dataset_size of the final
     points (the epochs of a budget in epochs; 1 without those columns)."""
-    if not {"samples_seen", "dataset_size"} <= set(final):
-        return 1.0
-    ratio = (final["samples_seen"] / final["dataset_size"]).to_numpy(float)
-    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    ratio = _positive_ratios(final, "samples_seen", "dataset_size")
     return float(np.median(ratio)) if ratio.size else 1.0
 
 
