@@ -265,9 +265,12 @@ def test_epochs_and_form_assumptions_are_read_for_the_verdict():
     final = pd.DataFrame({"samples_seen": [25_600.0, 51_200.0], "dataset_size": [400.0, 800.0]})
     assert samples_per_datum(final) == 64.0
     assert samples_per_datum(final.drop(columns="samples_seen")) == 1.0
-    assert _form_assumptions("chinchilla_no_floor_shared") == "no floor, E = 0; one exponent for N and D, beta = alpha"
-    assert _form_assumptions("chinchilla_floor=1.8") == "the floor E = 1.8"
-    assert _form_assumptions("chinchilla") == _form_assumptions("kaplan") == ""
+    from scalinglab.fit.forms import get_form
+
+    no_floor_shared = get_form("chinchilla_no_floor_shared")
+    assert _form_assumptions(no_floor_shared) == "no floor, E = 0; one exponent for N and D, beta = alpha"
+    assert _form_assumptions(get_form("chinchilla_floor=1.8")) == "the floor E = 1.8"
+    assert _form_assumptions(get_form("chinchilla")) == _form_assumptions(get_form("kaplan")) == ""
 
 
 def test_a_nested_law_s_refit_for_suggest_warns_once():

@@ -14,6 +14,7 @@ from scalinglab.optimal.iso_metric import iso_metric_profile
 from scalinglab.report.style import number
 
 if TYPE_CHECKING:
+    from scalinglab.fit.forms.base import Form
     from scalinglab.fit.law import ScalingLaw
     from scalinglab.report.analysis import Analysis
 
@@ -160,26 +161,27 @@ def _budgets_apart(optimal: Any) -> str:
     agreement = getattr(optimal, "agreement_", None)
     if agreement is None or agreement.table.empty:
         return ""
-    table = agreement.table
+    table, est = agreement.table, agreement.estimates
     apart = table[(table["quantity"] == "N") & table["budget"].notna() & (table["verdict"] == "disagree")]
     parts = []
     for budget in apart["budget"]:
-        est = agreement.estimates
         rows = est[(est["quantity"] == "N") & np.isclose(est["budget"].astype(float), budget)]
         values = ", ".join(f"{r.method} {r.value:.3g}" for r in rows.itertuples())
         parts.append(f"{budget:.3g} FLOPs ({values})")
     return "; ".join(parts)
 
 
-def _form_assumptions(name: str) -> str:
-    """What a nested chinchilla form fixes instead of estimating ("" for the others)."""
-    fixed = []
-    if "no_floor" in name:
-        fixed.append("no floor, E = 0")
-    if name.endswith("shared"):
+def _form_assumptions(form: Form) -> str:
+    """What a form of chinchilla's additive family fixes instead of estimating ("" for the others), read off
+    its parameters: no E is no floor, no beta is one exponent, a parameter pinned by the form is a given value."""
+    names = {p.public for p in form.params}
+    if not {"A", "B", "alpha"} <= names:
+        return ""
+    fixed = [] if "E" in names else ["no floor, E = 0"]
+    if "beta" not in names:
         fixed.append("one exponent for N and D, beta = alpha")
-    if name.startswith("chinchilla_floor="):
-        fixed.append(f"the floor E = {name.split('=', 1)[1]}")
+    pinned = [p for i, p in enumerate(form.params) if i not in set(form.free)]
+    fixed += [f"the floor {p.public} = {float(p.to_public(np.asarray(p.lower))):g}" for p in pinned]
     return "; ".join(fixed)
 
 
@@ -197,7 +199,7 @@ def identification_sentence(analysis: Analysis) -> str | None:
     loose = list(dict.fromkeys([*law.not_identified_, *getattr(law, "at_bounds_", [])]))
     if not loose:
         level = percent(law.ci_level)
-        fixed = _form_assumptions(law.form_.name)
+        fixed = _form_assumptions(law.form_)
         return (
             f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval"
             + (f" (given its form's assumptions: {fixed})." if fixed else ".")
