@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import scalinglab
-from scalinglab.cli.columns import TABLE_COLUMNS, build_run_ids, derive_d, prepare
+from scalinglab.cli.columns import TABLE_COLUMNS
 from scalinglab.errors import UserError
 from scalinglab.fit.backtest import holdout_mask
-from scalinglab.observations import SCHEMA, FitData, select_fit_data
+from scalinglab.observations import SCHEMA, FitData, build_run_ids, derive_d, prepare, select_fit_data
 from scalinglab.testing import chinchilla_loss
 
 

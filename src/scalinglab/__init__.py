@@ -45,7 +45,7 @@ _EXPORTS = {
     "import_mlflow": "scalinglab.importers.mlflow",
     "import_tensorboard": "scalinglab.importers.tensorboard",
     "import_wandb": "scalinglab.importers.wandb",
-    "build_run_ids": "scalinglab.cli.columns",
+    "build_run_ids": "scalinglab.observations",
     "StudyConfig": "scalinglab.study.config",
     "load_config": "scalinglab.study.config",
     "parse_config": "scalinglab.study.config",

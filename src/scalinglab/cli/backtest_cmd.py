@@ -59,7 +59,7 @@ def backtest(
     """Would a law fitted on the small scales have predicted the held-out larger ones? Compare forms."""
     from scalinglab.fit.backtest import backtest as run_backtest
     from scalinglab.fit.backtest import holdout_mask
-    from scalinglab.observations import read_table, select_fit_data
+    from scalinglab.observations import prepare, read_table, select_fit_data
 
     check_count(bootstrap, "--bootstrap")
     check_count(seed, "--seed")
@@ -67,7 +67,7 @@ def backtest(
     inputs = {get_form(name).inputs for name in names if name != AUTO}
     if len(inputs) != 1:
         raise UserError(f"--forms mixes laws in different variables: {', '.join(names)}")
-    table, run = columns.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
+    table, run = prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
     cols = {"n": n, "d": d, "x": x, "y": y, "c": c, "run": run}
     if via is not None:
         from scalinglab.cli.two_step_view import print_via_backtest

@@ -10,6 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.render import (
     K_NAME,
@@ -97,7 +98,7 @@ def fit(
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     if not 0 < ci_level < 1:
         raise UserError(f"--ci-level must be between 0 and 1, got {ci_level:g}")
-    table, run = vocabulary.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
+    table, run = observations.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
     if via is not None:  # two steps: a law for the intermediate, a link to the metric (cli/two_step_view.py)
         from scalinglab.cli.two_step_view import fit_two_step
 

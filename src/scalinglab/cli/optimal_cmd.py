@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError, check_flops_per_param_sample
@@ -75,9 +76,9 @@ def optimal(
         envelope=envelope,
         budget=budget,
     )
-    table, run = vocabulary.prepare(read_table(data), source=str(data), run_by=run_by, run=run)
+    table, run = observations.prepare(read_table(data), source=str(data), run_by=run_by, run=run)
     if d_from_flops:
-        table, d = vocabulary.derive_d(table, c, n, flops_per_param_sample, str(data))
+        table, d = observations.derive_d(table, c, n, flops_per_param_sample, str(data))
     mapping = {"y": y, "c": c, "n": n, "d": d, "steps": steps, "run": run}
     co.fit(table, mapping, source=str(data), metric=metric, split=split)
     at = budget if budget is not None else float(co.curves_.c.max())

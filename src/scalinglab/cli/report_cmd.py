@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.render import check_count, console, err_console, group_warnings, print_json
 from scalinglab.errors import UserError
@@ -94,9 +95,9 @@ def report(
         except UserError as exc:
             raise UserError(f"--form: {exc}") from None
     obs, name = load_observations(source)
-    obs, run = vocabulary.prepare(obs, source=name, run_by=run_by, steps=steps, run=run)
+    obs, run = observations.prepare(obs, source=name, run_by=run_by, steps=steps, run=run)
     if d_from_flops:
-        obs, d = vocabulary.derive_d(obs, c, n, flops_per_param_sample, name)
+        obs, d = observations.derive_d(obs, c, n, flops_per_param_sample, name)
     marks = _marks(mark)
     with console.status("fitting the laws"):
         analysis = analyse(

@@ -9,6 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.render import K_NAME, check_count, console, frame_table, percent, print_json
 from scalinglab.errors import UserError, check_flops_per_param_sample
@@ -82,7 +83,7 @@ def suggest(
     if noise is not None and not (math.isfinite(noise) and noise >= 0):
         raise UserError(f"--noise must be a finite number >= 0 (log-normal sigma, e.g. 0.01), got {noise:g}")
     n_values, d_values = _grid(grid_n, "--grid-n"), _grid(grid_d, "--grid-d")
-    table, run = vocabulary.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
+    table, run = observations.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
     fit_data = select_fit_data(
         table,
         ("n", "d"),

@@ -88,12 +88,6 @@ def _largest_sizes(spec: str, arg: str, data: FitData) -> np.ndarray:
     return n_values >= sizes[-count]
 
 
-def _subset(data: FitData, mask: np.ndarray) -> FitData:
-    groups = None if data.groups is None else data.groups[mask]
-    rows = None if data.rows is None else data.rows[mask]
-    return FitData(data.inputs[:, mask], data.input_names, data.y[mask], groups, data.source, rows=rows)
-
-
 def _prediction_interval(
     law: ScalingLaw, train: FitData, inputs: np.ndarray, ci_level: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +140,7 @@ def backtest(
     **law_options: Any,
 ) -> Backtest:
     """Fit every form on the kept points, predict the held-out ones, score and compare the forms."""
-    train, test = _subset(data, ~mask), _subset(data, mask)
+    train, test = data.subset(~mask), data.subset(mask)
     rows, preds, intervals, warnings = [], {}, {}, []
     points: list[pd.DataFrame] = []
     choice = None
@@ -356,7 +350,7 @@ def backtest_via(
     mask = holdout_mask(holdout, direct, table)
     runs = run_labels(direct)
     held = np.unique(runs[mask])
-    train, test = _subset(direct, ~np.isin(runs, held)), _subset(direct, mask)
+    train, test = direct.subset(~np.isin(runs, held)), direct.subset(mask)
     pairs = two_step_data(table, inputs, via, columns, via_split=via_split, **picks)
     kept = np.setdiff1d(np.unique(np.concatenate([pairs.groups, run_labels(pairs.step1)])), held)
     pairs_train = pairs.subset(kept)

@@ -102,14 +102,6 @@ def cross_validate(law: ScalingLaw, data: FitData, scored: np.ndarray | None = N
     return predicted[fold[points], points] - ly[points], fold[points]
 
 
-def final_points(data: FitData) -> np.ndarray:
-    """Index of each run's last checkpoint (most samples seen) in all-checkpoint data, in run order."""
-    seen = data.inputs[data.input_names.index("seen")]
-    order = np.lexsort((seen, data.groups))
-    last = np.r_[data.groups[order][1:] != data.groups[order][:-1], True]
-    return order[last]
-
-
 def _score(name: str, law: ScalingLaw, data: FitData, scored: np.ndarray | None = None) -> dict[str, Any]:
     residual, fold = cross_validate(law, data, scored)
     n_folds = int(fold.max()) + 1
@@ -181,7 +173,7 @@ def select_form(
         if "seen" in form.inputs:
             if checkpoints is None or checkpoints.groups is None:
                 raise UserError(f"form '{name}' needs every checkpoint of each run (columns samples_seen and run_id)")
-            fit_on, scored = checkpoints, final_points(checkpoints)
+            fit_on, scored = checkpoints, checkpoints.final_points()
         if form.inputs != fit_on.input_names:
             raise UserError(f"form '{name}' is a law in {', '.join(form.inputs)}; the data give {data.input_names}")
         largest_fold = int(np.bincount(held_out_groups(fit_on)[0]).max())

@@ -13,6 +13,7 @@ import pandas as pd
 
 from scalinglab.errors import UserError, check_flops_per_param_sample, check_level, check_whole
 from scalinglab.fit.law import ScalingLaw
+from scalinglab.observations.runs import last_rows
 from scalinglab.optimal import parametric
 from scalinglab.optimal.agreement import Agreement, compare_methods, domain_note, range_causes
 from scalinglab.optimal.curves import Curves, select_curves
@@ -203,7 +204,7 @@ class ComputeOptimal:
             if curves.d is None:
                 self.warnings_.append("parametric: needs a samples_seen column (or a fitted law) to fit L(N, D)")
                 return
-            final = curves.frame().sort_values("flops").groupby("run_id").tail(1)
+            final = last_rows(curves.frame(), order="flops")
             if final["n_params"].nunique() < 2 or final["samples_seen"].nunique() < 2:
                 self.warnings_.append(
                     "parametric: the runs' final points vary in only one of N and D; L(N, D) is not identifiable"
