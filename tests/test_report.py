@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.analysis import analyse
 from scalinglab.optimal.iso_metric import iso_metric_profile
 from scalinglab.report import figures
-from scalinglab.report.analysis import analyse
 from scalinglab.report.html import write_report
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
 
@@ -229,7 +229,7 @@ def test_flops_per_param_sample_is_measured_from_the_runs():
     no warning; a budget in steps (C independent of D) gives the median and a warning that says why."""
     from types import SimpleNamespace
 
-    from scalinglab.report.analysis import measured_flops_per_param_sample
+    from scalinglab.analysis import measured_flops_per_param_sample
 
     n, d = (a.ravel() for a in np.meshgrid([1e4, 4e4, 1.6e5], [400.0, 800.0, 1600.0]))
     grid = {"n_params": n, "dataset_size": d}
@@ -259,7 +259,7 @@ def test_a_wide_table_without_metric_or_split_columns_is_reported(tmp_path):
 
 
 def test_epochs_and_form_assumptions_are_read_for_the_verdict():
-    from scalinglab.report.analysis import samples_per_datum
+    from scalinglab.analysis import samples_per_datum
     from scalinglab.report.verdict import _form_assumptions
 
     final = pd.DataFrame({"samples_seen": [25_600.0, 51_200.0], "dataset_size": [400.0, 800.0]})

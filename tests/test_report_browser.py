@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from scalinglab.report.analysis import analyse
+from scalinglab.analysis import analyse
 from scalinglab.report.html import write_comparison, write_report
 from test_report import TRUE_PARAMS, study_table
 

@@ -61,7 +61,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON instead of text")] = False,
 ) -> None:
     """Run a behaviour study on synthetic traffic (minADE vs model and data scale), fit the laws, write the report."""
-    from scalinglab.report.analysis import analyse, headline
+    from scalinglab.analysis import analyse, headline
     from scalinglab.report.html import write_report
     from scalinglab.study.config import parse_config
     from scalinglab.study.runner import execute

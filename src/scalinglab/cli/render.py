@@ -1,12 +1,11 @@
 """Rendering results for people (rich tables) and for programs (JSON), and the option checks the commands share.
 
-The CLI commands build results; this module only formats them (the HTML report uses the same `fmt`).
+The CLI commands build results; this module only prints them (numbers are formatted by `scalinglab.format`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scalinglab.errors import UserError
+from scalinglab.format import fmt, interval_text, percent, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,18 +33,6 @@ WARNING_KINDS = (
     (r"far extrapolation", "{count} predictions extrapolate far beyond the data: see the report or --json"),
     (r"isoflop: budget .* skipped", "isoflop: {count} budgets skipped: see the report or --json for each reason"),
 )
-
-
-def fmt(value: float | None, digits: int = 6) -> str:
-    """A number in short form: `digits` significant digits, scientific notation outside [1e-3, 1e6)."""
-    if value is None or not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}g}" if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.{digits - 2}e}"
-
-
-def percent(fraction: float) -> str:
-    """0.95 as "95%", 0.975 as "97.5%", 0.01 as "1%": interval levels and improvements in words."""
-    return f"{fraction * 100:.3g}%"
 
 
 def check_count(value: int, option: str, minimum: int = 0) -> None:
@@ -84,17 +72,6 @@ def print_selection(selection: Any) -> None:
     console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)
 
 
-def interval_text(lower: float | None, upper: float | None) -> str:
-    """An interval, with a side the data leave open said in words instead of digits."""
-    if lower is None and upper is None:
-        return "not identified"
-    if lower is None:
-        return f"< {fmt(upper)} (not identified below)"
-    if upper is None:
-        return f"> {fmt(lower)} (not identified above)"
-    return f"{fmt(lower)} .. {fmt(upper)}"
-
-
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -131,16 +108,6 @@ def print_fit(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = Non
     )
     for message in law.warnings_:
         err_console.print(f"warning: {message}", highlight=False, markup=False)
-
-
-def short(value: float) -> str:
-    """A number for a narrow table column: 4 significant digits, exponents as 2.04e7 (not 2.040e+07)."""
-    if not math.isfinite(value):
-        return str(value)
-    text = f"{value:.4g}"
-    if "e" in text:
-        text = f"{value:.3g}"
-    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
 def frame_table(frame: pd.DataFrame, title: str, caption: str | None = None) -> Table:

@@ -30,7 +30,7 @@ def _require_results(analysis, source: Path) -> None:
 
 def _marks(marks: list[str] | None) -> dict:
     """--mark [NAME=]PATH: other studies whose compute the envelope marks."""
-    from scalinglab.report.analysis import load_observations
+    from scalinglab.analysis import load_observations
 
     out = {}
     for text in marks or []:
@@ -75,7 +75,7 @@ def report(
     flops_per_param_sample: vocabulary.K = 6.0,
 ) -> None:
     """Fit the laws on a study and write DIR/index.html: verdict, figures, laws with intervals, costs, warnings."""
-    from scalinglab.report.analysis import analyse, load_observations
+    from scalinglab.analysis import analyse, load_observations
     from scalinglab.report.html import write_report
     from scalinglab.report.summary import summary
 
@@ -137,7 +137,7 @@ def compare(
     as_json: Annotated[bool, Opt("--json", help="print the page, headline numbers and warnings as JSON")] = False,
 ) -> None:
     """Two studies on one page: their fitted laws and exponents side by side on a shared compute axis."""
-    from scalinglab.report.analysis import analyse, load_observations
+    from scalinglab.analysis import analyse, load_observations
     from scalinglab.report.html import write_comparison
 
     check_count(bootstrap, "--bootstrap")
@@ -154,8 +154,8 @@ def compare(
         page = write_comparison(dict(zip(labels, analyses, strict=True)), output, metric)
     warnings = [f"{label}: {w}" for label, a in zip(labels, analyses, strict=True) for w in a.warnings]
     if as_json:
+        from scalinglab.analysis import headline
         from scalinglab.cli.render import print_json
-        from scalinglab.report.analysis import headline
 
         numbers = {label: headline(a) for label, a in zip(labels, analyses, strict=True)}
         print_json({"report": str(page), "studies": numbers, "warnings": warnings})

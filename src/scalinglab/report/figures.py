@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from scalinglab.cli.render import percent
 from scalinglab.fit.law import ScalingLaw
+from scalinglab.format import percent
 from scalinglab.optimal.iso_metric import Profile
 from scalinglab.report.envelope_figures import drawn_envelope, envelope_figure, metric_by_scale
 from scalinglab.report.style import (

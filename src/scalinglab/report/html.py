@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from scalinglab.cli.render import fmt, percent
+from scalinglab.analysis import Analysis
 from scalinglab.fit.law import ScalingLaw
+from scalinglab.format import fmt, percent
 from scalinglab.report import figures
-from scalinglab.report.analysis import Analysis
 from scalinglab.report.summary import summary
 from scalinglab.report.two_step import add_two_step_section
 from scalinglab.report.verdict import verdict

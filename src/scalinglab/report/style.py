@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from scalinglab.format import number  # noqa: F401  (re-exported: the figures' sentences)
+
 plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9})
 
 # viridis without its pale yellow end, so the largest model's line stays visible on white
@@ -64,9 +66,3 @@ def tidy_log_axis(axis) -> None:
         axis.set_major_locator(LogLocator(subs=subs))
         axis.set_major_formatter(FuncFormatter(lambda v, _: number(v)))
     axis.set_minor_formatter(NullFormatter())
-
-
-def number(value: float) -> str:
-    """A number for a sentence: 3 significant digits, exponents written 3.2e7 rather than 3.2e+07."""
-    text = f"{value:.3g}"
-    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from scalinglab.report.analysis import Analysis
+    from scalinglab.analysis import Analysis
 
 
 

@@ -4,9 +4,8 @@
   with the fitted link;
 - `chained_figure`: the chained prediction link(law(N, D)) beside the direct law on the metric, with the
   held-out points of a direct-vs-two-step backtest when given;
-- `backtest_table`, `eval_set_table`, `exponent_differences`: the backtest scores, each eval set's law
-  (exponents with intervals) and sentences naming where two sets' exponents differ beyond their intervals;
-- `two_step_section`: all of the above from an observations table, for the HTML report to lay out.
+- `backtest_table`, `eval_set_table`: the backtest scores and each eval set's law (exponents with intervals);
+- `two_step_section`: all of the above from the fits `analysis.two_step` made, for the HTML report to lay out.
 
 Every figure is a matplotlib Figure (Agg backend); nothing is shown.
 """
@@ -22,12 +21,11 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from scalinglab.errors import UserError
+from scalinglab.analysis.two_step import EXPONENTS, TwoStepFits, exponent_differences
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.fit.two_step import TwoStepData, TwoStepLaw
+from scalinglab.format import interval_text
 from scalinglab.report.style import EXTRAPOLATED, SIZE_CMAP, legend_below, number, plt, tidy_log_axis
-
-EXPONENTS = ("alpha", "beta", "alphaN", "alphaD", "c")
 
 
 def link_figure(law: TwoStepLaw, data: TwoStepData, metric: str) -> Figure:
@@ -147,23 +145,8 @@ def backtest_table(result: Any) -> pd.DataFrame:
     return result.scores[columns].rename(columns={"n_test": "held-out points"})
 
 
-def eval_set_laws(
-    obs: pd.DataFrame, metric: str, splits: list[str], form: str = "chinchilla", **law_options: Any
-) -> dict[str, ScalingLaw]:
-    """The law of `metric` on each eval set (split), same form and options; a set that cannot be fitted is left out."""
-    laws = {}
-    for split in splits:
-        try:
-            laws[split] = ScalingLaw(form=form, **law_options).fit(obs, metric=metric, split=split)
-        except UserError:
-            continue
-    return laws
-
-
 def eval_set_table(laws: dict[str, ScalingLaw]) -> pd.DataFrame:
     """One row per eval set: every exponent with its interval (open sides said in words)."""
-    from scalinglab.cli.render import interval_text
-
     rows = []
     for split, law in laws.items():
         row: dict[str, Any] = {"eval set": split, "form": law.form_.name}
@@ -177,31 +160,6 @@ def eval_set_table(laws: dict[str, ScalingLaw]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def exponent_differences(laws: dict[str, ScalingLaw]) -> list[str]:
-    """Sentences naming each exponent where two eval sets' intervals do not overlap (an open side never
-    separates); the reader learns where the law does not carry over from one set to another."""
-    out = []
-    names = list(laws)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            ci_a, ci_b = laws[a].ci_ or {}, laws[b].ci_ or {}
-            for p in EXPONENTS:
-                if p not in ci_a or p not in ci_b:
-                    continue
-                (lo_a, hi_a), (lo_b, hi_b) = ci_a[p], ci_b[p]
-                apart = (hi_a is not None and lo_b is not None and hi_a < lo_b) or (
-                    hi_b is not None and lo_a is not None and hi_b < lo_a
-                )
-                if apart:
-                    out.append(
-                        f"{p} differs between {a} ({number(laws[a].params_[p])}) and {b} "
-                        f"({number(laws[b].params_[p])}) beyond their {laws[a].ci_level:.0%} intervals"
-                    )
-    if not out and len(names) > 1:
-        out.append(f"no exponent differs beyond its interval across {', '.join(names)}")
-    return out
-
-
 @dataclass
 class TwoStepSection:
     """What the report shows for a task metric through the loss: figures, tables and sentences."""
@@ -211,110 +169,39 @@ class TwoStepSection:
     notes: list[str] = field(default_factory=list)
 
 
-def two_step_section(
-    obs: pd.DataFrame,
-    metric: str,
-    higher_is_better: bool,
-    via: str = "loss",
-    split: str = "eval",
-    form: str = "chinchilla",
-    holdout: str = "largest:1",
-    bootstrap: int = 100,
-    seed: int = 0,
-) -> TwoStepSection | None:
-    """The two-step pieces of a study's observations: link and chained figures, the direct-vs-two-step
-    backtest, and the metric's law on each eval set compared. None when the table has no `via` rows."""
-    from scalinglab.fit.backtest import backtest_via
-    from scalinglab.fit.two_step import two_step_data
-
-    if "metric" not in obs or via not in set(obs["metric"].astype(str)) or metric == via:
-        return None
+def two_step_section(fits: TwoStepFits) -> TwoStepSection:
+    """The two-step section's figures, tables and sentences, drawn from the analysis's fits."""
     section = TwoStepSection()
-    data = two_step_data(obs, ("n", "d"), via, metric=metric, split=split, final_only=True)
-    law = TwoStepLaw(form=form, higher_is_better=higher_is_better, bootstrap=bootstrap, seed=seed, intervals=None)
-    law.fit(data)
-    direct = ScalingLaw(form=form, higher_is_better=higher_is_better, intervals=None)
-    direct.fit(obs, metric=metric, split=split)
+    law, metric = fits.law, fits.metric
     held_out = None
-    try:
-        result = backtest_via(
-            obs,
-            ("n", "d"),
-            via,
-            holdout,
-            [form],
-            metric=metric,
-            split=split,
-            higher_is_better=higher_is_better,
-            bootstrap=bootstrap,
-            seed=seed,
-        )
-        held_out = result.points
-        section.tables["direct vs two-step backtest"] = backtest_table(result)
-        section.notes.append(result.recommendation)
-    except UserError as exc:
-        section.notes.append(f"no direct-vs-two-step backtest: {exc}")
-    section.figures["link"] = link_figure(law, data, metric)
-    section.figures["chained"] = chained_figure(law, direct, data, metric, held_out)
+    if fits.backtest is not None:
+        held_out = fits.backtest.points
+        section.tables["direct vs two-step backtest"] = backtest_table(fits.backtest)
+        section.notes.append(fits.backtest.recommendation)
+    else:
+        section.notes.append(f"no direct-vs-two-step backtest: {fits.backtest_error}")
+    section.figures["link"] = link_figure(law, fits.data, metric)
+    section.figures["chained"] = chained_figure(law, fits.direct, fits.data, metric, held_out)
     if law.link_selection_ is not None:
         section.tables["link selection"] = law.link_selection_.table
         section.notes.append(f"link: {law.link_selection_.choice}: {law.link_selection_.reason}")
-    splits = sorted(s for s in set(obs["split"].astype(str)) if s == "eval" or s.startswith("eval:"))
-    if len(splits) > 1:
-        laws = eval_set_laws(obs, metric, splits, form, higher_is_better=higher_is_better)
-        section.tables["laws across eval sets"] = eval_set_table(laws)
-        section.notes += exponent_differences(laws)
+    if fits.eval_laws:
+        section.tables["laws across eval sets"] = eval_set_table(fits.eval_laws)
+        section.notes += exponent_differences(fits.eval_laws)
     return section
-
-
-def _same_as_loss(obs: pd.DataFrame, metric: str, split: str, rtol: float = 1e-5) -> str:
-    """Why a two-step law would add nothing ("" when it would): the metric equals the eval loss at every
-    checkpoint (a one-mode behaviour model, whose loss is its ADE), so the link is the identity."""
-    rows = obs[obs["split"].astype(str) == split] if "split" in obs else obs
-    keys = [c for c in ("run_id", "steps") if c in rows]
-    if not keys:
-        return ""
-    rows = rows[rows["metric"].astype(str).isin([metric, "loss"])]
-    pairs = rows.pivot_table(index=keys, columns="metric", values="value", aggfunc="first").dropna()
-    if metric not in pairs or "loss" not in pairs or pairs.empty:
-        return ""
-    gap = float(np.max(np.abs(pairs[metric] / pairs["loss"] - 1.0)))
-    if gap > rtol:
-        return ""
-    return (
-        f"{metric} equals the eval loss at all {len(pairs)} checkpoints (largest relative difference {gap:.1g}), "
-        "so predicting it through the loss adds nothing: the law above is the two-step law"
-    )
-
-
-def fit_two_step_section(analysis: Any) -> None:
-    """Fill `analysis.two_step` (or `analysis.two_step_error`) for a task metric beside an eval loss; called
-    by `report.analysis.analyse`, so the page only draws what the analysis computed."""
-    obs, metric = analysis.observations, analysis.metric
-    if "metric" not in obs or metric == "loss" or "loss" not in set(obs["metric"].astype(str)):
-        return
-    same = _same_as_loss(obs, metric, analysis.split or "eval")
-    if same:
-        analysis.two_step_error = same
-        return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            analysis.two_step = two_step_section(obs, metric, analysis.higher_is_better, split=analysis.split or "eval")
-    except UserError as exc:
-        analysis.two_step_error = str(exc)
 
 
 def add_two_step_section(page: Any, analysis: Any) -> None:
     """The report's section for a task metric through the loss, on an `html.Page` for an `analysis.Analysis`:
     nothing when the study has no eval loss beside the metric; a warning line when the fits failed."""
-    metric, section = analysis.metric, analysis.two_step
+    metric = analysis.metric
     if analysis.two_step_error is not None:
         page.heading(f"{metric} through the loss")
         page.warning(f"no two-step law: {analysis.two_step_error}")
         return
-    if section is None:
+    if analysis.two_step is None:
         return
+    section = two_step_section(analysis.two_step)
     page.heading(f"{metric} through the loss (two-step law)")
     page.text(
         f"Step 1 fits the eval loss by the law; step 2 fits {metric} as a monotone link of the loss over every "

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalinglab.cli.render import percent
 from scalinglab.errors import UserError
+from scalinglab.format import percent
 from scalinglab.optimal.iso_metric import iso_metric_profile
 from scalinglab.report.style import number
 
 if TYPE_CHECKING:
+    from scalinglab.analysis import Analysis
     from scalinglab.fit.forms.base import Form
     from scalinglab.fit.law import ScalingLaw
-    from scalinglab.report.analysis import Analysis
 
 MAX_SAMPLES = 60  # bootstrap refits used for the cost multiplier's interval
 QUANTITY_WORDS = {"N": "model size", "D": "data", "S": "steps"}

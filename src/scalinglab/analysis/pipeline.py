@@ -1,26 +1,27 @@
-"""Everything a report shows, computed once from an observations table: the fitted L(N, D) (form chosen by
-held-out runs), the train-split law beside it, the compute-optimal laws at one data scale, the iso-metric
-profile and cost table, and every warning."""
+"""The study pipeline: everything a report shows, computed once from an observations table: the fitted
+L(N, D) (form chosen by held-out runs), the train-split law beside it, the compute-optimal laws at one data
+scale, the iso-metric profile and cost table, what to run next, the two-step fits, and every warning."""
 
 from __future__ import annotations
 
 import warnings as pywarnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from scalinglab.analysis.two_step import analyse_two_step
 from scalinglab.errors import UserError
 from scalinglab.fit.law import ScalingLaw
-from scalinglab.observations import read_table
+from scalinglab.observations import last_rows, metric_rows, rename_columns, select_fit_data
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 from scalinglab.optimal.parametric import additive_params
 
-CANONICAL = {"n": "n_params", "d": "dataset_size", "y": "value", "c": "flops", "run": "run_id"}
-
+if TYPE_CHECKING:
+    from scalinglab.analysis.two_step import TwoStepFits
+    from scalinglab.optimal.suggest import Suggestions
 
 @dataclass
 class Analysis:
@@ -42,61 +43,9 @@ class Analysis:
     marks: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # other studies' compute
     all_points: bool = False
     verdict: list[str] = field(default_factory=list)  # filled by write_report from what the page shows
-    suggestions: Any = None  # optimal.suggest.Suggestions: which run narrows N_opt at 10x the largest budget most
-    two_step: Any = None  # report.two_step.TwoStepSection: the metric through the eval loss, when the table has both
+    suggestions: Suggestions | None = None  # which run narrows N_opt at 10x the largest budget most
+    two_step: TwoStepFits | None = None  # the metric through the eval loss, when the table has both
     two_step_error: str | None = None  # why the two-step fits failed
-
-
-def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """A study directory (its store) or an observations file (CSV, TSV, parquet)."""
-    path = Path(path)
-    if path.is_dir():
-        from scalinglab.study.store import Store
-
-        store = Store.open(path)
-        obs = store.observations()
-        if obs.empty:
-            raise UserError(f"{path}: the study has no observations yet")
-        return obs, f"{path} ({store.config().name})"
-    return read_table(path), str(path)
-
-
-def rename_columns(obs: pd.DataFrame, columns: dict[str, str | None] | None, source: str) -> pd.DataFrame:
-    """The table with the columns named by role (n, d, y, c, run) renamed to the schema's names."""
-    mapping = {}
-    for role, column in (columns or {}).items():
-        if column is None or role not in CANONICAL or column == CANONICAL[role]:
-            continue
-        if column not in obs.columns:
-            raise UserError(f"{source}: no column '{column}' (given for --{role})")
-        mapping[column] = CANONICAL[role]
-    return obs.drop(columns=[c for c in mapping.values() if c in obs.columns]).rename(columns=mapping)
-
-
-def _select(obs: pd.DataFrame, metric: str, split: str | None, source: str) -> pd.DataFrame:
-    frame = obs
-    if "metric" in frame:
-        if metric not in set(frame["metric"]):
-            raise UserError(
-                f"{source}: column 'metric' has no '{metric}' rows; it has {', '.join(sorted(set(frame['metric'])))}"
-            )
-        frame = frame[frame["metric"] == metric]
-    if split is not None and "split" in frame:
-        if split not in set(frame["split"]):
-            raise UserError(f"{source}: column 'split' has no '{split}' rows")
-        frame = frame[frame["split"] == split]
-    if frame.empty:
-        raise UserError(f"{source}: no rows for metric '{metric}'")
-    if "value" not in frame:
-        raise UserError(f"{source}: no column 'value' (the metric; name another with --y)")
-    return frame
-
-
-def _final_points(rows: pd.DataFrame) -> pd.DataFrame:
-    order = "steps" if "steps" in rows else "flops" if "flops" in rows else None
-    if "run_id" not in rows or order is None:
-        return rows
-    return rows.sort_values(order, kind="stable").groupby("run_id").tail(1)
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
@@ -146,11 +95,11 @@ def analyse(
     obs = rename_columns(obs, columns, source)
     if split is not None and "split" in obs and split not in set(obs["split"]):
         split = None
-    rows = _select(obs, metric, split, source)
+    rows = metric_rows(obs, metric, split, source)
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
     check_improvement(improvement, higher_is_better)
-    final = _final_points(rows)
+    final = last_rows(rows)
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
     result.all_points = all_points
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
@@ -167,7 +116,7 @@ def analyse(
         parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection, k)
         _profile_and_costs(result, improvement, k)
         _suggest(result, obs, parametric, bootstrap, selection, k)
-        _two_step(result)
+        analyse_two_step(result)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
     return result
@@ -198,7 +147,7 @@ def _fit_train_law(result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, sele
     try:
         law = ScalingLaw(result.law.form_.name, higher_is_better=result.higher_is_better, intervals=None)
         result.train_law = law.fit(obs, **{**selection, "split": "train"})
-        result.train_final = _final_points(train)
+        result.train_final = last_rows(train)
     except UserError as exc:
         result.warnings.append(f"train-split law not fitted: {exc}")
 
@@ -271,13 +220,6 @@ def _fit_optimal(
     return law
 
 
-def _two_step(result: Analysis) -> None:
-    """The metric through the eval loss (report/two_step.py), when the table has both."""
-    from scalinglab.report.two_step import fit_two_step_section  # matplotlib, on use
-
-    fit_two_step_section(result)
-
-
 SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run next" (0 bootstrap: no section)
 SUGGEST_BUDGET_FACTOR = 10.0  # the decision: N_opt at this multiple of the largest run's compute
 
@@ -295,7 +237,6 @@ def _suggest(
         law = _full_chinchilla(result, obs, bootstrap, selection, "what to run next: ranks runs with", law.form_.name)
         if law is None:
             return
-    from scalinglab.observations import select_fit_data
     from scalinglab.optimal.suggest import suggest_runs
 
     try:

@@ -1,0 +1,24 @@
+"""Where a study's analysis starts: the observations of a study folder (its store) or of a table file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scalinglab.errors import UserError
+from scalinglab.observations import read_table
+
+
+def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """A study directory (its store) or an observations file (CSV, TSV, parquet), and how to name it."""
+    path = Path(path)
+    if path.is_dir():
+        from scalinglab.study.store import Store
+
+        store = Store.open(path)
+        obs = store.observations()
+        if obs.empty:
+            raise UserError(f"{path}: the study has no observations yet")
+        return obs, f"{path} ({store.config().name})"
+    return read_table(path), str(path)
