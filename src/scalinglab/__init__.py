@@ -17,6 +17,8 @@ _EXPORTS = {
     "FORMS": "scalinglab.fit.forms",
     "get_form": "scalinglab.fit.forms",
     "ScalingLaw": "scalinglab.fit.law",
+    "fit_law": "scalinglab.fit.law",
+    "FormSearch": "scalinglab.fit.search",
     "Selection": "scalinglab.fit.selection",
     "select_form": "scalinglab.fit.selection",
     "Backtest": "scalinglab.fit.backtest",

@@ -13,7 +13,7 @@ import pandas as pd
 
 from scalinglab.analysis.two_step import analyse_two_step
 from scalinglab.errors import UserError
-from scalinglab.fit.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.observations import last_rows, metric_rows, rename_columns, select_fit_data
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
@@ -126,10 +126,8 @@ def _fit_law(
     result: Analysis, obs: pd.DataFrame, form: str, bootstrap: int, selection: dict, intervals: str | None
 ) -> None:
     try:
-        law = ScalingLaw(
-            form, higher_is_better=result.higher_is_better, bootstrap=bootstrap, seed=0, intervals=intervals
-        )
-        law.fit(obs, **selection)
+        options = {"higher_is_better": result.higher_is_better, "bootstrap": bootstrap, "intervals": intervals}
+        law = fit_law(form, obs, law_options={**options, "seed": 0}, **selection)
         # a steps-aware form (every checkpoint) reports its L(N, D) at one epoch: surface, profile, costs
         result.law = law.two_variable() if hasattr(law, "two_variable") and len(law.form_.inputs) > 2 else law
         result.warnings += [f"L(N, D) fit: {w}" for w in result.law.warnings_ if "pass --all-points" not in w]

@@ -89,7 +89,7 @@ def fit(
 ) -> None:
     """Fit a scaling law to a table of runs and print the parameters (with intervals when bootstrapped)."""
     from scalinglab.fit.expressions import parse_named
-    from scalinglab.fit.law import ScalingLaw
+    from scalinglab.fit.law import fit_law
     from scalinglab.observations import read_table
     if on_duplicate not in ("drop", "keep", "error"):
         raise UserError(f"--on-duplicate must be drop, keep or error, not '{on_duplicate}'")
@@ -135,22 +135,15 @@ def fit(
         names = [name.strip() for name in candidates.split(",") if name.strip()]
         for name in names:
             get_form(name)  # an unknown form is one line naming it
-    law = ScalingLaw(
-        form=form,
-        loss=loss,
-        delta=delta,
-        higher_is_better=higher_is_better,
-        ceiling=ceiling,
-        bootstrap=bootstrap,
-        seed=seed,
-        ci_level=ci_level,
-        intervals=intervals,
-        candidates=names,
-    )
+    options = {"loss": loss, "delta": delta, "higher_is_better": higher_is_better, "ceiling": ceiling}
+    options |= {"bootstrap": bootstrap, "seed": seed, "ci_level": ci_level, "intervals": intervals}
     columns = {"n": n, "d": d, "x": x, "y": y, "c": c, "run": run, "seen": seen}
-    law.fit(
+    law = fit_law(
+        form,
         table,
         columns,
+        candidates=names,
+        law_options=options,
         source=str(data),
         metric=metric,
         split=split,

@@ -23,13 +23,14 @@ from scalinglab.fit.forms import Form, get_form
 from scalinglab.fit.intervals import profile_intervals
 from scalinglab.fit.loss import Loss
 from scalinglab.fit.multistart import fit_multistart, hessian
+from scalinglab.fit.scoring import Selection
+from scalinglab.fit.search import AUTO, STEPS_INPUT, FormSearch
 from scalinglab.observations import FitData, select_fit_data
 
 # Predictions are refused this many decades (powers of ten) beyond the fitted range of an input: no law
 # fitted on a few decades says anything there, and the forms' powers overflow not far beyond.
 MAX_EXTRAPOLATION_DECADES = 100.0
-AUTO = "auto"
-STEPS_INPUT = "seen"  # samples processed so far: the input that makes a form steps-aware
+_AUTO_WARNED = False  # form="auto" warns once per process
 
 
 class ScalingLaw:
@@ -46,8 +47,8 @@ class ScalingLaw:
     replace the form's default grid. screen_iter: iterations every start gets before the best are polished.
     intervals: "profile" (default: profile-likelihood intervals, open on a side the data do not bound),
     "bootstrap" (percentiles of the bootstrap refits; needs bootstrap > 0) or None (no parameter intervals).
-    form "auto" chooses among `candidates` (default: the two-variable forms of `fit.selection`; add
-    "data_constrained" to weigh every checkpoint) by leave-one-run-out error (`selection_`).
+    A law knows exactly one form: `FormSearch` chooses among forms (`fit_law("auto", ...)` for short). form
+    "auto" with `candidates` is kept for older callers and warns once that it is deprecated.
     """
 
     def __init__(
@@ -86,43 +87,35 @@ class ScalingLaw:
 
         `selection` passes through to `select_fit_data` (metric, split, final_only, d_from_flops, ...).
         """
-        self.selection_ = None
         if self.form == AUTO:
-            return self._fit_auto(data, columns, **selection)
+            return self._fit_by_search(data, columns, **selection)
+        self.selection_ = None
         form = get_form(self.form)
-        self.loss_function()
-        self._check_options()
-        fit_data = self._fit_data(data, form.inputs, form.n_params, columns, selection)
+        self.check_options()
+        fit_data = self.fit_data(data, form.inputs, form.n_params, columns, selection)
         self._fit_point(form, fit_data)
-        self._fit_intervals(fit_data)
+        self.fit_intervals(fit_data)
         return self
 
-    def _fit_auto(self, data: pd.DataFrame | FitData, columns: dict[str, str] | None, **selection: Any) -> ScalingLaw:
-        """Choose the form by held-out runs, take the chosen candidate's fit, then compute its intervals."""
-        from scalinglab.fit.selection import select_form  # selection fits ScalingLaws itself
-
-        self.loss_function()
-        self._check_options()
-        from scalinglab.fit.selection import DEFAULT_CANDIDATES
-
-        candidates = tuple(self.candidates or DEFAULT_CANDIDATES)
-        steps_aware = [name for name in candidates if STEPS_INPUT in get_form(name).inputs]
-        fit_data = self._fit_data(data, ("n", "d"), 5, columns, selection)
-        checkpoints = None
-        if steps_aware:
-            if isinstance(data, FitData):
-                raise UserError(f"form '{steps_aware[0]}' needs the observations table (every checkpoint), not FitData")
-            free = max(get_form(name).n_params for name in steps_aware)
-            every = {**selection, "final_only": False}
-            checkpoints = self._fit_data(data, ("n", "d", STEPS_INPUT), free, columns, every)
-        options = {k: v for k, v in self.get_params().items() if k not in ("form", "candidates")}
-        chosen, laws = select_form(fit_data, candidates, checkpoints, **options)
-        self.__dict__.update({k: v for k, v in laws[chosen.choice].__dict__.items() if k.endswith("_")})
-        self.selection_ = chosen
-        self._fit_intervals(checkpoints if chosen.choice in steps_aware else fit_data)
+    def _fit_by_search(
+        self, data: pd.DataFrame | FitData, columns: dict[str, str] | None, **selection: Any
+    ) -> ScalingLaw:
+        """form="auto", kept for callers: the best of a `FormSearch` over `candidates`, taken as this law's fit."""
+        global _AUTO_WARNED
+        if not _AUTO_WARNED:
+            _AUTO_WARNED = True
+            warnings.warn(
+                "ScalingLaw(form='auto') is deprecated: use FormSearch(ScalingLaw(...), candidates).fit(...)"
+                ".best_estimator_, or fit_law('auto', ...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        search = FormSearch(self.clone(form=AUTO, candidates=None), self.candidates).fit(data, columns, **selection)
+        learned = {k: v for k, v in search.best_estimator_.__dict__.items() if k.endswith("_")}
+        self.__dict__.update(learned)
         return self
 
-    def _fit_data(
+    def fit_data(
         self,
         data: pd.DataFrame | FitData,
         inputs: tuple[str, ...],
@@ -130,6 +123,7 @@ class ScalingLaw:
         columns: dict[str, str] | None,
         selection: dict[str, Any],
     ) -> FitData:
+        """The points a fit on `inputs` reads: `data` itself when it is FitData, else selected from the table."""
         if isinstance(data, FitData):
             return data
         if selection.get("final_only") is None:  # a steps-aware form takes every checkpoint unless told otherwise
@@ -177,7 +171,7 @@ class ScalingLaw:
         if not result.converged:
             self.warnings_.append(f"the optimiser stopped before converging (gradient norm {result.gradient_norm:.2g})")
 
-    def _fit_intervals(self, fit_data: FitData) -> None:
+    def fit_intervals(self, fit_data: FitData) -> None:
         """Bootstrap refits (when asked) and profile intervals (when they are the method) around the fit."""
         form, loss = self.form_, self.loss_function()
         lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
@@ -200,6 +194,19 @@ class ScalingLaw:
         names += ("ci_level", "starts", "screen_iter", "intervals", "candidates")
         return {name: getattr(self, name) for name in names}
 
+    def set_params(self, **params: Any) -> ScalingLaw:
+        """Change settings given to __init__ (scikit-learn's `set_params`); an unknown name is a TypeError."""
+        unknown = set(params) - set(self.get_params())
+        if unknown:
+            raise TypeError(f"ScalingLaw has no setting {', '.join(sorted(unknown))}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def clone(self, **params: Any) -> ScalingLaw:
+        """A new, unfitted law with this one's settings, `params` changed (scikit-learn's `clone`)."""
+        return type(self)(**{**self.get_params(), **params})
+
     def loss_function(self) -> Loss:
         """The configured loss (`loss`, `delta`, `over_weight`) as the object the optimiser sums."""
         try:
@@ -207,7 +214,9 @@ class ScalingLaw:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
-    def _check_options(self) -> None:
+    def check_options(self) -> None:
+        """A UserError naming the first setting that cannot be used (loss, intervals, level, refits, seed)."""
+        self.loss_function()
         if self.intervals not in ("profile", "bootstrap", None):
             raise UserError(f"intervals must be 'profile', 'bootstrap' or None, got '{self.intervals}'")
         if self.intervals == "bootstrap" and not self.bootstrap:
@@ -442,8 +451,6 @@ class ScalingLaw:
             law.intervals = data.get("intervals", "bootstrap")
             law.selection_ = None
             if data.get("selection") is not None:
-                from scalinglab.fit.selection import Selection
-
                 law.selection_ = Selection.from_dict(data["selection"])
             law.not_identified_ = [str(name) for name in data.get("not_identified", [])]
             law.profile_ci_ = None
@@ -494,7 +501,7 @@ class ScalingLaw:
         ):
             raise UserError(f"{source}: key 'bootstrap_theta' must be rows of {form.n_params} values")
         try:
-            self._check_options()
+            self.check_options()
         except UserError as exc:
             raise UserError(f"{source}: {exc}") from None
 
@@ -504,3 +511,23 @@ class ScalingLaw:
         if not isinstance(data, dict):
             raise UserError(f"{path}: not a scalinglab fit (expected a JSON object)")
         return cls.from_dict(data, source=str(path))
+
+
+def fit_law(
+    form: str,
+    data: pd.DataFrame | FitData,
+    columns: dict[str, str] | None = None,
+    *,
+    candidates: tuple[str, ...] | list[str] | None = None,
+    law_options: dict[str, Any] | None = None,
+    **selection: Any,
+) -> ScalingLaw:
+    """The law of `form` fitted to `data`; for "auto", the best of a `FormSearch` (its `selection_` says why)."""
+    options = dict(law_options or {})
+    candidates = candidates if candidates is not None else options.pop("candidates", None)
+    estimator = ScalingLaw(form=form, **options)
+    if form == AUTO:
+        return FormSearch(estimator, candidates).fit(data, columns, **selection).best_estimator_
+    if candidates is not None:
+        raise UserError("candidates choose among forms: they need form 'auto'")
+    return estimator.fit(data, columns, **selection)

@@ -1,153 +1,21 @@
-"""Choosing a law's form by held-out runs: each candidate's leave-one-run-out error, then the one-SE rule.
-
-Small sweeps (a few model x data scales, one seed per cell) rarely pin down all five chinchilla parameters;
-a nested form with fewer free parameters often predicts an unseen run as well or better.
-"""
+"""The form selection's older entry points, kept for callers: `select_form` (use `FormSearch`) and the
+scoring pieces, which live in `fit.scoring`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from scalinglab.errors import UserError
-from scalinglab.fit.forms import get_form
 from scalinglab.fit.law import ScalingLaw
-from scalinglab.fit.optimize import minimize
+from scalinglab.fit.scoring import (  # noqa: F401  (re-exported)
+    DEFAULT_CANDIDATES,
+    Selection,
+    cross_validate,
+    free_parameters,
+    held_out_groups,
+    one_se_choice,
+)
+from scalinglab.fit.search import select_candidates
 from scalinglab.observations import FitData
-
-AUTO = "auto"
-# Simplest last is not required: the rule ranks by free parameters, then by held-out error.
-DEFAULT_CANDIDATES = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "chinchilla_no_floor_shared", "kaplan")
-WARM_STARTS = 8  # the full fit's best polished basins start every fold's refit
-
-
-@dataclass
-class Selection:
-    """Every candidate's held-out error, the form chosen and why."""
-
-    table: pd.DataFrame  # one row per candidate: form, free_params, folds, cv_error, cv_log_error, cv_se, ...
-    choice: str
-    reason: str
-    unit: str  # "cell" (leave one (N, D) cell's runs out), "run" (one run) or "point" (one point)
-
-    def to_dict(self) -> dict[str, Any]:
-        rows = self.table.replace({np.nan: None}).to_dict(orient="records")
-        return {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "candidates": rows}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Selection:
-        """The selection `to_dict` wrote (KeyError or TypeError when it is not one)."""
-        table = pd.DataFrame(list(data["candidates"])).fillna(value=np.nan)
-        return cls(table, str(data["choice"]), str(data["reason"]), str(data["held_out"]))
-
-
-def free_parameters(name: str) -> int:
-    return int(get_form(name).free.size)
-
-
-def held_out_groups(data: FitData) -> tuple[np.ndarray, str]:
-    """Each point's fold and what a fold holds out: a cell, a run or a point.
-
-    A cell is the runs at one (N, D) (inputs n and d, each constant within those runs: the seeds of one
-    grid cell). When some cell has several runs, whole cells are held out: a run predicted by a fit that
-    saw its twin at the same (N, D) would understate the error of predicting a new (N, D). Otherwise each
-    run is held out, or each point when the data have no runs.
-    """
-    if data.groups is None:
-        return np.arange(data.n_points), "point"
-    _, run = np.unique(data.groups, return_inverse=True)
-    n_runs = int(run.max()) + 1
-    if not {"n", "d"} <= set(data.input_names):
-        return run, "run"
-    keys = []
-    for name in ("n", "d"):
-        row = data.inputs[data.input_names.index(name)]
-        low, high = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
-        np.minimum.at(low, run, row)
-        np.maximum.at(high, run, row)
-        if not np.all(low == high):  # a run spans several (N, D): hold out runs
-            return run, "run"
-        keys.append(low)
-    _, cell_of_run = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
-    cell_of_run = np.asarray(cell_of_run).ravel()
-    if int(cell_of_run.max()) + 1 == n_runs:
-        return run, "run"
-    return cell_of_run[run], "cell"
-
-
-def cross_validate(law: ScalingLaw, data: FitData, scored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Refit `law`'s form without each fold (`held_out_groups`: a cell, run or point) and predict it.
-
-    Returns the held-out log residuals (log predicted - log observed, each point predicted by the fit
-    that did not see its fold) and each point's fold index, at the points `scored` (indices; default all).
-    All folds are solved in one batched optimisation, each warm-started from the full fit's best basins.
-    """
-    form = law.form_
-    lx, ly = np.log(data.inputs), np.log(data.y)
-    fold, _ = held_out_groups(data)
-    n_folds = int(fold.max()) + 1
-    keep = (np.arange(n_folds)[:, None] != fold[None, :]).astype(float)  # (F, n)
-    basins = law.basins_[:WARM_STARTS]
-    starts = np.tile(basins, (n_folds, 1))
-    weights = np.repeat(keep, basins.shape[0], axis=0)
-    refit = minimize(form, lx, ly, starts, law.loss_function(), weights, max_iter=5000, ftol=1e-15, gtol=1e-13)
-    objective = refit.objective.reshape(n_folds, basins.shape[0])
-    theta = refit.theta.reshape(n_folds, basins.shape[0], -1)[np.arange(n_folds), np.argmin(objective, axis=1)]
-    with np.errstate(all="ignore"):
-        predicted = form.log_predict(theta, lx)  # (F, n): fold f's law at every point
-    points = np.arange(data.n_points) if scored is None else np.asarray(scored)
-    return predicted[fold[points], points] - ly[points], fold[points]
-
-
-def _score(name: str, law: ScalingLaw, data: FitData, scored: np.ndarray | None = None) -> dict[str, Any]:
-    residual, fold = cross_validate(law, data, scored)
-    n_folds = int(fold.max()) + 1
-    per_fold = np.bincount(fold, weights=np.abs(residual), minlength=n_folds) / np.bincount(fold)
-    finite = np.isfinite(per_fold)
-    mean = float(np.mean(per_fold)) if finite.all() else np.inf
-    se = float(np.std(per_fold, ddof=1) / np.sqrt(n_folds)) if finite.all() and n_folds > 1 else np.inf
-    return {
-        "form": name,
-        "free_params": free_parameters(name),
-        "folds": n_folds,
-        "cv_error": float(np.median(np.abs(np.expm1(residual)))),  # median relative error of held-out points
-        "cv_log_error": mean,  # mean over folds of the mean |log residual|
-        "cv_se": se,
-        "objective": law.objective_,
-        "at_bounds": ", ".join(law.at_bounds_) or None,
-    }
-
-
-def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
-    """The simplest form whose held-out error is within one standard error of the best (Hastie et al. 2009, 7.10).
-
-    Forms whose fit puts a parameter at a bound come after those that do not: such a fit lies on the edge
-    of its form (chinchilla with E at zero is the no-floor form), its intervals are not regular, and a
-    nested candidate that makes the edge part of the form says the same without a parameter at a bound.
-    Ties in the number of free parameters go to the lower held-out error.
-    """
-    best = table.loc[table["cv_log_error"].idxmin()]
-    limit = best["cv_log_error"] + (best["cv_se"] if np.isfinite(best["cv_se"]) else 0.0)
-    edge = table["at_bounds"].notna() if "at_bounds" in table else pd.Series(False, index=table.index)
-    within = table[table["cv_log_error"] <= limit].assign(edge=edge)
-    within = within.sort_values(["edge", "free_params", "cv_log_error"], kind="stable")
-    pick = within.iloc[0]
-    if pick["form"] == best["form"]:
-        reason = (
-            f"lowest held-out error ({pick['cv_log_error']:.4g} mean |log residual|, median relative "
-            f"{pick['cv_error']:.2%}) and no simpler form within one standard error ({best['cv_se']:.2g})"
-        )
-    else:
-        interior = " with no parameter at a bound" if within["edge"].any() and not pick["edge"] else ""
-        reason = (
-            f"simplest form{interior} ({pick['free_params']} free parameters) within one standard error of the "
-            f"best: {pick['cv_log_error']:.4g} against {best['cv_log_error']:.4g} +/- {best['cv_se']:.2g} for "
-            f"{best['form']}"
-        )
-    return str(pick["form"]), reason
 
 
 def select_form(
@@ -156,37 +24,5 @@ def select_form(
     checkpoints: FitData | None = None,
     **law_options: Any,
 ) -> tuple[Selection, dict[str, ScalingLaw]]:
-    """Fit every candidate on all the data, score each by held-out error (leave one cell, run or point out:
-    `held_out_groups`), choose by the one-SE rule.
-
-    `checkpoints` (inputs n, d, seen: every checkpoint of the same runs) is what a steps-aware candidate
-    such as `data_constrained` is fitted on; it is scored at each held-out run's last checkpoint, the point
-    the other candidates predict, so every candidate answers the same question on the same folds.
-    Returns the selection and every candidate's fit on all the data, keyed by form name: point fits with
-    their diagnostics, without intervals (the caller computes those for the form it keeps).
-    """
-    options = {**law_options, "bootstrap": 0, "intervals": None}
-    rows, laws = [], {}
-    for name in candidates:
-        form = get_form(name)
-        fit_on, scored = data, None
-        if "seen" in form.inputs:
-            if checkpoints is None or checkpoints.groups is None:
-                raise UserError(f"form '{name}' needs every checkpoint of each run (columns samples_seen and run_id)")
-            fit_on, scored = checkpoints, checkpoints.final_points()
-        if form.inputs != fit_on.input_names:
-            raise UserError(f"form '{name}' is a law in {', '.join(form.inputs)}; the data give {data.input_names}")
-        largest_fold = int(np.bincount(held_out_groups(fit_on)[0]).max())
-        if fit_on.n_points - largest_fold < free_parameters(name):
-            continue
-        laws[name] = ScalingLaw(form=name, **options).fit(fit_on)
-        rows.append(_score(name, laws[name], fit_on, scored))
-    if not rows:
-        names = ", ".join(candidates)
-        raise UserError(f"{data.n_points} points are too few to hold any out and fit any of: {names}")
-    table = pd.DataFrame(rows)
-    choice, reason = one_se_choice(table)
-    table["chosen"] = table["form"] == choice
-    table = table.sort_values("cv_log_error", kind="stable").reset_index(drop=True)
-    unit = held_out_groups(data)[1]
-    return Selection(table, choice, reason, unit), laws
+    """Every candidate fitted and scored by held-out error, and the one-SE choice (`search.select_candidates`)."""
+    return select_candidates(ScalingLaw(**law_options), data, candidates, checkpoints)

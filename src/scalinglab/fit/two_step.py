@@ -22,7 +22,7 @@ from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
 from scalinglab.files import read_json, write_text_atomic
 from scalinglab.fit.bootstrap import resample_weights
-from scalinglab.fit.law import ScalingLaw
+from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.fit.links import LINKS, Link, LinkSelection, evaluate_link, fit_link, fit_link_params, select_link
 from scalinglab.fit.optimize import minimize
 from scalinglab.observations import FitData, numeric_column, prepare_frame, resolve_columns, select_fit_data
@@ -232,7 +232,7 @@ class TwoStepLaw:
             if not self.bootstrap:
                 raise UserError("bootstrap intervals need --bootstrap K (K > 0)")
             options["intervals"] = None
-        self.step1_ = ScalingLaw(form=self.form, ci_level=self.ci_level, **options).fit(data.step1)
+        self.step1_ = fit_law(self.form, data.step1, law_options={"ci_level": self.ci_level, **options})
         limits = self.link_limits
         if self.link == AUTO:
             self.link_selection_, fitted = select_link(data.x, data.y, data.groups, self.links, limits)
