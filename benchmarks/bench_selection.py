@@ -1,7 +1,7 @@
 """Benchmark: form selection by leave-one-run-out on a seed-sized grid, with profile and bootstrap intervals.
 
 A 6 model x 4 data grid (24 runs, one point each) drawn from a known chinchilla law with 1% log-normal
-noise; `ScalingLaw(form="auto", bootstrap=K)` fits the four candidates, scores each by leave-one-run-out
+noise; `FormSearch(ScalingLaw(bootstrap=K))` fits the four candidates, scores each by leave-one-run-out
 error, refits the choice with profile intervals and K bootstrap refits. Also times each piece alone.
 
     .venv/bin/python benchmarks/bench_selection.py [--bootstrap 1000] [--repeats 3]
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from scalinglab import ScalingLaw
+from scalinglab import FormSearch, ScalingLaw
 from scalinglab.fit.selection import DEFAULT_CANDIDATES, select_form
 from scalinglab.observations import select_fit_data
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
@@ -43,11 +43,12 @@ def main() -> None:
     args = parser.parse_args()
     frame = grid(seed=0)
     data = select_fit_data(frame, ("n", "d"), None, n_params=5)
-    ScalingLaw(form="auto").fit(data)  # compile the kernels once
+    FormSearch(ScalingLaw()).fit(data)  # compile the kernels once
 
     t_select, (selection, _) = timed(lambda: select_form(data), args.repeats)
     t_single, single = timed(lambda: ScalingLaw().fit(data), args.repeats)
-    t_auto, law = timed(lambda: ScalingLaw(form="auto", bootstrap=args.bootstrap, seed=0).fit(data), args.repeats)
+    t_auto, search = timed(lambda: FormSearch(ScalingLaw(bootstrap=args.bootstrap, seed=0)).fit(data), args.repeats)
+    law = search.best_estimator_
     print(f"24-run grid, truth {TRUE_PARAMS}")
     print(selection.table.to_string(index=False))
     print(f"chosen: {selection.choice} ({selection.reason})")
