@@ -108,14 +108,23 @@ def test_final_points_only_when_asked():
 def test_auto_weighs_every_checkpoint_when_asked():
     # Curves that repeat their data for up to 32 epochs: the final points alone mislead chinchilla (D' < S),
     # so the held-out runs' final points are predicted better by the form that reads every checkpoint.
+    from scalinglab import fit_law
+
     candidates = ("chinchilla", "chinchilla_no_floor", "data_constrained")
-    law = ScalingLaw(form="auto", candidates=candidates, intervals=None).fit(curves(noise=0.002, seed=1))
+    data = curves(noise=0.002, seed=1)
+    law = fit_law("auto", data, candidates=candidates, law_options={"intervals": None}, select_by="loo")
     table = law.selection_.table.set_index("form")
     assert set(table.index) == set(candidates)
     assert (table["folds"] == 12).all()  # every candidate held out the same 12 runs
     assert law.selection_.choice == "data_constrained"
     assert law.form_.name == "data_constrained" and law.n_points_ == 96
     assert table.loc["data_constrained", "cv_log_error"] < table.loc["chinchilla", "cv_log_error"]
+    # by extrapolation (the default) every candidate is scored on the same forward folds, the steps-aware one
+    # at the last checkpoint of each held-out run: it predicts the larger runs better than chinchilla
+    law = fit_law("auto", data, candidates=candidates, law_options={"intervals": None})
+    table = law.selection_.table.set_index("form")
+    assert law.selection_.scoring == "extrapolation" and table["extrap_folds"].nunique() == 1
+    assert table.loc["data_constrained", "extrap_log_error"] < table.loc["chinchilla", "extrap_log_error"]
 
 
 def test_cli_fits_every_checkpoint_and_refuses_unknown_candidates(tmp_path):
@@ -134,3 +143,27 @@ def test_cli_fits_every_checkpoint_and_refuses_unknown_candidates(tmp_path):
     assert fit["params"]["beta"] == pytest.approx(TRUTH["beta"], rel=1e-3)
     bad = subprocess.run([*args, "--form", "auto", "--candidates", "chinchilla,nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown form 'nope'")
+
+
+def test_predict_takes_samples_seen_and_names_a_missing_input(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path, fit_file = tmp_path / "curves.csv", tmp_path / "fit.json"
+    curves().to_csv(path, index=False)
+    base = [sys.executable, "-m", "scalinglab"]
+    fitted = subprocess.run([*base, "fit", str(path), "--form", "data_constrained", "-o", str(fit_file), "--json"],
+                            capture_output=True, text=True)
+    assert fitted.returncode == 0, fitted.stderr
+    out = subprocess.run([*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3", "--seen", "8e3,6.4e4", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    predicted = [row["prediction"] for row in json.loads(out.stdout)["predictions"]]
+    truth = true_loss(np.array([2e5, 2e5]), np.array([8e3, 8e3]), np.array([8e3, 6.4e4]))
+    np.testing.assert_allclose(predicted, truth, rtol=1e-3)  # a noiseless fit recovers the law
+    missing = subprocess.run([*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3"], capture_output=True,
+                             text=True)
+    assert missing.returncode == 2
+    need = "form 'data_constrained' predicts from --n --d --seen: missing --seen"
+    assert missing.stderr == f"error: {fit_file}: {need}\n"

@@ -21,7 +21,7 @@ def _data(seed: int = 0) -> FitData:
 
 def test_search_finds_the_generating_form_and_keeps_its_fit():
     data = _data()
-    search = FormSearch(ScalingLaw(intervals="profile"), CANDIDATES).fit(data)
+    search = FormSearch(ScalingLaw(intervals="profile"), CANDIDATES, scoring="loo").fit(data)
     selection, laws = select_form(data, CANDIDATES)  # the scores, computed by the older entry point
     assert search.best_form_ == selection.choice == "chinchilla_no_floor_shared"
     assert list(search.cv_results_["form"]) == list(selection.table["form"])
@@ -53,7 +53,7 @@ def test_largest_scoring_ranks_by_rmsle_on_the_largest_scales():
 
 
 def test_unknown_scoring_and_form_are_one_line_errors():
-    with pytest.raises(UserError, match="scoring must be one of loo, largest"):
+    with pytest.raises(UserError, match="scoring must be one of extrapolation, loo, largest"):
         FormSearch(ScalingLaw(), CANDIDATES, scoring="aic").fit(_data())
     with pytest.raises(UserError, match="nope"):
         FormSearch(ScalingLaw(), ["chinchilla", "nope"]).fit(_data())

@@ -145,6 +145,7 @@ def test_cli_fit_auto_reports_the_selection(tmp_path):
     path = tmp_path / "grid.csv"
     pd.DataFrame({"Model Size": N, "Samples": D, "minADE": y}).to_csv(path, index=False)
     args = [sys.executable, "-m", "scalinglab", "fit", str(path), "--n", "Model Size", "--d", "Samples"]
+    args += ["--select-by", "loo"]  # leave-one-out; the default (by extrapolation) is in tests/test_extrapolation.py
     out = subprocess.run([*args, "--y", "minADE", "--form", "auto", "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     fit = json.loads(out.stdout)
@@ -157,10 +158,10 @@ def test_cli_fit_auto_reports_the_selection(tmp_path):
 
 
 def test_auto_with_bootstrap_intervals_keeps_the_chosen_fit():
-    from scalinglab import ScalingLaw
+    from scalinglab import ScalingLaw, fit_law
 
     data = _data(TRUTHS["chinchilla_shared"], seed=4)
-    law = ScalingLaw(form="auto", intervals="bootstrap", bootstrap=50, seed=1).fit(data)
+    law = fit_law("auto", data, law_options={"intervals": "bootstrap", "bootstrap": 50, "seed": 1}, select_by="loo")
     direct = ScalingLaw(form=law.selection_.choice, intervals="bootstrap", bootstrap=50, seed=1).fit(data)
     assert law.form_.name == law.selection_.choice == "chinchilla_shared"
     assert law.params_ == direct.params_

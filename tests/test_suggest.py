@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scalinglab import ScalingLaw, UserError
-from scalinglab.observations import select_fit_data
+from scalinglab.observations import FitData, select_fit_data
 from scalinglab.optimal.parametric import parametric_allocation
 from scalinglab.optimal.suggest import _Decision, default_axes, default_candidates, grid_candidates, suggest_runs
 from scalinglab.testing import TRUE_PARAMS, chinchilla_loss
@@ -150,3 +150,27 @@ def test_cli_suggest_json_and_one_line_errors(tmp_path):
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (
             proc.stderr
         )
+
+
+def test_numeric_n_opt_matches_chinchillas_closed_form(law):
+    from scalinglab.optimal.parametric import allocation_coefficients
+    from scalinglab.optimal.suggest import NOPT_DECADES, NOPT_GRID, numeric_log10_n_opt
+
+    rng = np.random.default_rng(0)
+    theta = law.theta_[None, :] + rng.normal(0, 0.05, (16, law.theta_.size))  # laws near the fit
+    log_kn, a, _, _ = allocation_coefficients(law.form_.to_public(theta), 6.0)
+    for budget in (1e19, 1e21, 1e23):
+        closed = (log_kn + a * np.log(budget)) / np.log(10)
+        numeric = numeric_log10_n_opt(law.form_, theta, budget, 6.0)
+        # the parabola's vertex is exact to third order in the grid step, 2 * NOPT_DECADES / (NOPT_GRID - 1)
+        step = 2 * NOPT_DECADES / (NOPT_GRID - 1)
+        np.testing.assert_allclose(numeric, closed, atol=step**2)
+
+
+def test_suggest_ranks_with_any_law_in_n_and_d(data):
+    shared = ScalingLaw(form="chinchilla_shared", intervals=None).fit(data)
+    result = suggest_runs(data, budget=1e21, candidates=default_candidates(*data.inputs)[::6], bootstrap=20, law=shared)
+    assert np.isfinite(result.current["value"]) and (result.table["score"].notna()).all()
+    with pytest.raises(UserError, match="needs a law in N and D"):
+        one_var = ScalingLaw(form="power", intervals=None).fit(FitData(data.inputs[:1], ("x",), data.y, None, "x"))
+        suggest_runs(data, budget=1e21, law=one_var)

@@ -11,6 +11,7 @@ needed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,19 +75,28 @@ def _map_pieces(path: Path, spacing: float, length: int) -> tuple[list[np.ndarra
     return pieces, kinds
 
 
-def load_av2_scenario(
-    folder: str | Path,
-    history: int = OBSERVED_STEPS,
-    horizon: int = TOTAL_STEPS - OBSERVED_STEPS,
-    max_agents: int = 32,
-    max_polylines: int = 64,
-    polyline_points: int = 10,
-) -> TrajectorySet:
-    """One scenario as a single sample: the last `history` observed steps, the first `horizon` future ones."""
-    folder = Path(folder)
-    if not 0 < history <= OBSERVED_STEPS or not 0 < horizon <= TOTAL_STEPS - OBSERVED_STEPS:
-        raise UserError(f"AV2 gives {OBSERVED_STEPS} observed and {TOTAL_STEPS - OBSERVED_STEPS} future steps")
-    parquet, map_path = _scenario_files(folder)
+@dataclass(frozen=True)
+class _Tracks:
+    """Every track of a scenario, the focal one first: its positions and presence at every step, its agent type."""
+
+    focal: str
+    position: np.ndarray  # (tracks, TOTAL_STEPS, 2) world coordinates (0 where absent)
+    present: np.ndarray  # (tracks, TOTAL_STEPS)
+    kinds: np.ndarray  # (tracks,) AGENT_TYPES codes
+
+    def history(self, history: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every track's positions and presence over the last `history` observed steps."""
+        first = OBSERVED_STEPS - history
+        return self.position[:, first:OBSERVED_STEPS], self.present[:, first:OBSERVED_STEPS]
+
+    def future(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """The focal track's positions and presence over the first `horizon` future steps."""
+        window = slice(OBSERVED_STEPS, OBSERVED_STEPS + horizon)
+        return self.position[0, window], self.present[0, window]
+
+
+def _read_tracks(parquet: Path) -> _Tracks:
+    """The scenario parquet's tracks, checked: the columns it needs, a focal track with rows, steps in range."""
     frame = pd.read_parquet(parquet)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -109,23 +119,45 @@ def load_av2_scenario(
     present[rows, steps] = True
     kind_of_track = frame.groupby(frame["track_id"].astype(str))["object_type"].first()
     kinds = np.array([AGENT_TYPES[TYPE_OF.get(str(kind_of_track[t]), "other")] for t in tracks])
+    return _Tracks(focal, position, present, kinds)
 
-    first = OBSERVED_STEPS - history
-    hist, hist_valid = position[:, first:OBSERVED_STEPS], present[:, first:OBSERVED_STEPS]
-    future = position[0, OBSERVED_STEPS : OBSERVED_STEPS + horizon]
-    future_valid = present[0, OBSERVED_STEPS : OBSERVED_STEPS + horizon]
-    if not hist_valid[0].any():
-        raise UserError(f"{parquet}: the focal track '{focal}' has no observed step in the history window")
-    origin, rotation = target_frames(hist[:1], hist_valid[:1])
-    local = to_frame(hist[None], origin, rotation)[0]
+
+def _nearest_agents(
+    local: np.ndarray, hist_valid: np.ndarray, kinds: np.ndarray, max_agents: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(agents, valid, types), `max_agents` rows: the focal track, then those seen at the last step, nearest first."""
     distance = np.where(hist_valid[:, -1], np.linalg.norm(local[:, -1], axis=1), np.inf)
     distance[0] = -1.0
     chosen = [k for k in np.argsort(distance, kind="stable")[:max_agents] if np.isfinite(distance[k])]
+    history = local.shape[1]
     agents = np.zeros((max_agents, history, 2))
     valid = np.zeros((max_agents, history), dtype=bool)
     types = np.full(max_agents, AGENT_TYPES["other"])
     agents[: len(chosen)], valid[: len(chosen)], types[: len(chosen)] = local[chosen], hist_valid[chosen], kinds[chosen]
+    return agents, valid, types
 
+
+def load_av2_scenario(
+    folder: str | Path,
+    history: int = OBSERVED_STEPS,
+    horizon: int = TOTAL_STEPS - OBSERVED_STEPS,
+    max_agents: int = 32,
+    max_polylines: int = 64,
+    polyline_points: int = 10,
+) -> TrajectorySet:
+    """One scenario as a single sample: the last `history` observed steps, the first `horizon` future ones."""
+    folder = Path(folder)
+    if not 0 < history <= OBSERVED_STEPS or not 0 < horizon <= TOTAL_STEPS - OBSERVED_STEPS:
+        raise UserError(f"AV2 gives {OBSERVED_STEPS} observed and {TOTAL_STEPS - OBSERVED_STEPS} future steps")
+    parquet, map_path = _scenario_files(folder)
+    tracks = _read_tracks(parquet)
+    hist, hist_valid = tracks.history(history)
+    future, future_valid = tracks.future(horizon)
+    if not hist_valid[0].any():
+        raise UserError(f"{parquet}: the focal track '{tracks.focal}' has no observed step in the history window")
+    origin, rotation = target_frames(hist[:1], hist_valid[:1])
+    local = to_frame(hist[None], origin, rotation)[0]
+    agents, valid, types = _nearest_agents(local, hist_valid, tracks.kinds, max_agents)
     pieces, piece_kinds = _map_pieces(map_path, 2.0, polyline_points)
     polylines, polyline_valid, polyline_type = nearest_polylines(
         pieces, piece_kinds, origin, rotation, max_polylines, polyline_points

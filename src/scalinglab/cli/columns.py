@@ -41,3 +41,4 @@ SPLIT = Annotated[str | None, Opt("--split", help="keep rows whose 'split' colum
 HIGHER_IS_BETTER = Annotated[bool, Opt("--higher-is-better", help="the metric improves upwards (mAP, accuracy)")]
 D_FROM_FLOPS = Annotated[bool, Opt("--d-from-flops", help="derive D = C / (k N) instead of reading a D column")]
 K = Annotated[float, Opt(*K_OPTION, help="k in C = k N D: FLOPs per parameter per sample (default 6)")]
+JSON = Annotated[bool, Opt("--json", help="print JSON instead of tables")]

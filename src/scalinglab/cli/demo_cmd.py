@@ -13,8 +13,9 @@ map pieces nearest the target, which halves the cost of a step against 12 and 32
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -63,23 +64,10 @@ def demo(
     """Run a behaviour study on synthetic traffic (minADE vs model and data scale), fit the laws, write the report."""
     from scalinglab.analysis import analyse, headline
     from scalinglab.report.html import write_report
-    from scalinglab.study.config import parse_config
     from scalinglab.study.runner import execute
-    from scalinglab.study.store import Store
 
     say = (lambda *args, **kwargs: None) if as_json else console.print  # stdout holds only the JSON
-    output.mkdir(parents=True, exist_ok=True)
-    config_path = output / "study.yaml"
-    study = {**DEMO_STUDY, "budget": {"epochs": epochs}, "eval_every": EVAL_EVERY}
-    config = parse_config(study, str(config_path))
-    store = Store.create(output / "study", config)  # refuses a folder that holds another config's study
-    write_text_atomic(config_path, yaml.safe_dump(study, sort_keys=False))  # only once it is the study's config
-    runs = len(config.model_scales) * len(config.data_scales) * len(config.seeds)
-    say(
-        f"behaviour study on synthetic traffic: {len(config.model_scales)} model scales x "
-        f"{len(config.data_scales)} data scales x {len(config.seeds)} seeds = {runs} runs, {workers} worker(s) "
-        f"-> {output / 'study'}"
-    )
+    store = _create_study(output, epochs, workers, say)
     counts = execute(store, "local", workers)
     if counts.get("failed"):
         say(f"[red]{counts['failed']} run(s) failed; see `scalinglab study status {output / 'study'}`")
@@ -94,6 +82,37 @@ def demo(
         )
         page = write_report(analysis, output / "report")
     numbers = headline(analysis)
+    if as_json:
+        from scalinglab.cli.render import print_json
+
+        runs = {"study": str(output / "study"), "report": str(page), "runs": counts}
+        return print_json(runs | {"headline": numbers, "warnings": list(analysis.warnings)})
+    _say_results(numbers, analysis, say)
+    say(f"report: {page}")
+
+
+def _create_study(output: Path, epochs: float, workers: int, say: Callable[..., None]) -> Any:
+    """The demo's study store under `output` (its config written beside it), announced in one line."""
+    from scalinglab.study.config import parse_config
+    from scalinglab.study.store import Store
+
+    output.mkdir(parents=True, exist_ok=True)
+    config_path = output / "study.yaml"
+    study = {**DEMO_STUDY, "budget": {"epochs": epochs}, "eval_every": EVAL_EVERY}
+    config = parse_config(study, str(config_path))
+    store = Store.create(output / "study", config)  # refuses a folder that holds another config's study
+    write_text_atomic(config_path, yaml.safe_dump(study, sort_keys=False))  # only once it is the study's config
+    runs = len(config.model_scales) * len(config.data_scales) * len(config.seeds)
+    say(
+        f"behaviour study on synthetic traffic: {len(config.model_scales)} model scales x "
+        f"{len(config.data_scales)} data scales x {len(config.seeds)} seeds = {runs} runs, {workers} worker(s) "
+        f"-> {output / 'study'}"
+    )
+    return store
+
+
+def _say_results(numbers: dict[str, Any], analysis: Any, say: Callable[..., None]) -> None:
+    """The law, the compute-optimal sizes at the largest budget, the verdict and the warnings, one line each."""
     if {"E", "alpha", "beta"} <= set(numbers):
         say(f"minADE(N, D) = {fmt(numbers['E'])} + A/N^{fmt(numbers['alpha'])} + B/D^{fmt(numbers['beta'])}")
     opt = {k: v for k, v in numbers.items() if k.startswith(("N_opt", "D_opt", "S_opt"))}
@@ -105,17 +124,3 @@ def demo(
         say(f"- {sentence}", highlight=False)
     for warning in group_warnings(analysis.warnings):  # one line per kind; every warning is in the report
         say(f"[yellow]warning:[/] {warning}")
-    if as_json:
-        from scalinglab.cli.render import print_json
-
-        print_json(
-            {
-                "study": str(output / "study"),
-                "report": str(page),
-                "runs": counts,
-                "headline": numbers,
-                "warnings": list(analysis.warnings),
-            }
-        )
-        return
-    say(f"report: {page}")

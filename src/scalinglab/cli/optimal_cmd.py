@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
+from scalinglab.cli.options import CurveColumns, Rows, flag, grouped
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError, check_flops_per_param_sample
 
@@ -23,48 +23,33 @@ K_HELP = "k: FLOPs per parameter per sample in C = k N D"
 IMPROVEMENT_HELP = "relative improvement over the reference, e.g. 0.01; below 1 for a lower-is-better metric"
 
 
+ENVELOPE = Annotated[
+    str, Opt(help="robust (each run's curve smoothed first: one outlying checkpoint is never optimal) or raw")
+]
+BUDGET = Annotated[float | None, Opt(help="FLOPs budget at which to predict and compare N_opt, S_opt, D_opt")]
+TOLERANCE = Annotated[float, Opt(help="relative gap to the envelope that still counts as near-optimal")]
+HIGHER = Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")]
+
+
+@grouped
 def optimal(
     data: Annotated[Path, typer.Argument(help="observations with several points per run (.csv or .parquet)")],
-    y: vocabulary.Y = None,
-    c: Annotated[str | None, Opt("--c", "--x", help="column of training FLOPs C so far; default column: flops")] = None,
-    n: vocabulary.N = None,
-    d: Annotated[str | None, Opt("--d", help="column of samples seen so far D; default column: samples_seen")] = None,
-    steps: vocabulary.S = None,
-    run: vocabulary.RUN = None,
-    run_by: vocabulary.RUN_BY = None,
-    d_from_flops: Annotated[bool, Opt(help="derive samples seen D = C / (k N) instead of reading a D column")] = False,
-    metric: vocabulary.METRIC = None,
-    split: vocabulary.SPLIT = None,
-    higher_is_better: Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")] = False,
+    columns: CurveColumns,
+    rows: Rows,
+    higher_is_better: HIGHER = False,
     method: Annotated[str, Opt(help="envelope, isoflop, parametric or all")] = "all",
-    envelope: Annotated[
-        str, Opt(help="robust (each run's curve smoothed first: one outlying checkpoint is never optimal) or raw")
-    ] = "robust",
-    budget: Annotated[
-        float | None, Opt(help="FLOPs budget at which to predict and compare N_opt, S_opt, D_opt")
-    ] = None,
+    envelope: ENVELOPE = "robust",
+    budget: BUDGET = None,
     bootstrap: Annotated[int, Opt(help="run resamples for the intervals (0: none)")] = 200,
     seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
     bins: Annotated[int, Opt(help="log-spaced FLOPs bins of the envelope")] = 30,
-    tolerance: Annotated[float, Opt(help="relative gap to the envelope that still counts as near-optimal")] = 0.01,
-    flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
-    as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
+    tolerance: TOLERANCE = 0.01,
+    as_json: vocabulary.JSON = False,
 ) -> None:
     """Optimal N, S and D as power laws of the FLOPs budget C, by the envelope, IsoFLOP and parametric methods,
     with what each method used and whether they agree."""
-    from scalinglab.observations import read_table
     from scalinglab.optimal import ComputeOptimal
 
-    check_count(bootstrap, "--bootstrap")
-    check_count(seed, "--seed")
-    check_count(bins, "--bins", minimum=1)
-    if not tolerance >= 0:
-        raise UserError(f"--tolerance must be >= 0 (0.01 is 1%), got {tolerance:g}")
-    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
-    if budget is not None and not (math.isfinite(budget) and budget > 0):
-        raise UserError(f"--budget must be a finite number > 0 FLOPs, got {budget:g}")
-    if envelope not in ("robust", "raw"):
-        raise UserError(f"--envelope must be robust or raw, not '{envelope}'")
     co = ComputeOptimal(
         method=method,
         higher_is_better=higher_is_better,
@@ -72,43 +57,46 @@ def optimal(
         tolerance=tolerance,
         bootstrap=bootstrap,
         seed=seed,
-        flops_per_param_sample=flops_per_param_sample,
+        flops_per_param_sample=columns.flops_per_param_sample,
         envelope=envelope,
         budget=budget,
     )
-    table, run = observations.prepare(read_table(data), source=str(data), run_by=run_by, run=run)
-    if d_from_flops:
-        table, d = observations.derive_d(table, c, n, flops_per_param_sample, str(data))
-    mapping = {"y": y, "c": c, "n": n, "d": d, "steps": steps, "run": run}
-    co.fit(table, mapping, source=str(data), metric=metric, split=split)
+    co.check_options(flag)
+    table, cols = columns.derived(*columns.read(data), str(data))
+    co.fit(table, cols, source=str(data), **vars(rows))
     at = budget if budget is not None else float(co.curves_.c.max())
-    predictions = co.predict(at)
     if as_json:
-        print_json(
-            {
-                "exponents": records(co.exponents_),
-                "predictions": records(predictions),
-                "usage": co.usage_,
-                "agreement": co.agreement_.to_dict(),
-                "envelope": records(co.envelope_),
-                "raw_envelope": records(co.raw_envelope_),
-                "outliers": records(co.outliers_),
-                "near_optimal": records(co.near_optimal_),
-                "warnings": co.warnings_,
-            }
-        )
-        return
+        return print_json(_summary(co, at))
+    _show(co, at, envelope, higher_is_better, tolerance)
+
+
+def _summary(co: Any, at: float) -> dict[str, Any]:
+    """The JSON view: the laws, the predictions at `at`, what each method used, the envelope, the warnings."""
+    return {
+        "exponents": records(co.exponents_),
+        "predictions": records(co.predict(at)),
+        "usage": co.usage_,
+        "agreement": co.agreement_.to_dict(),
+        "envelope": records(co.envelope_),
+        "raw_envelope": records(co.raw_envelope_),
+        "outliers": records(co.outliers_),
+        "near_optimal": records(co.near_optimal_),
+        "warnings": co.warnings_,
+    }
+
+
+def _show(co: Any, at: float, envelope: str, higher_is_better: bool, tolerance: float) -> None:
+    """The tables: what each method used, the laws, the predictions at `at`, agreement, the envelope."""
     console.print(frame_table(usage_view(co.usage_table_), "what each method used"))
     console.print(frame_table(co.exponents_, "optimal-model laws: X_opt = coefficient * C^exponent"))
-    console.print(frame_table(prediction_view(predictions), f"at a budget of {at:.3g} FLOPs"))
+    console.print(frame_table(prediction_view(co.predict(at)), f"at a budget of {at:.3g} FLOPs"))
     if len(co.agreement_.table):
         console.print(frame_table(agreement_view(co.agreement_.table), "do the methods agree?"))
     else:
         console.print("do the methods agree? one method per quantity: nothing to compare", highlight=False)
     columns_shown = ["bin_flops", "run_id", "n_params", "value"] + (["raw_value"] if envelope == "robust" else [])
-    env = co.envelope_[columns_shown]
     side = "upper" if higher_is_better else "lower"
-    console.print(frame_table(env, f"{envelope} envelope ({side}), best run per FLOPs bin"))
+    console.print(frame_table(co.envelope_[columns_shown], f"{envelope} envelope ({side}), best run per FLOPs bin"))
     near = co.near_optimal_
     smaller = near.groupby("bin_flops")["n_params"].nunique()
     console.print(
@@ -208,7 +196,7 @@ def profile(
     reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
     flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
     points: Annotated[int, Opt(help="points on the printed curve")] = 12,
-    as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
+    as_json: vocabulary.JSON = False,
 ) -> None:
     """The (N, D) pairs that reach a target, the cheapest of them, and its cost against the reference."""
     from scalinglab.optimal.iso_metric import check_improvement, iso_metric_profile
@@ -228,7 +216,7 @@ def profile(
         flops_per_param_sample=flops_per_param_sample,
     )
     if as_json:
-        print_json(
+        return print_json(
             {
                 "target": p.target,
                 "reference": p.reference,
@@ -237,7 +225,11 @@ def profile(
                 "curve": records(p.curve),
             }
         )
-        return
+    _show_profile(p, points)
+
+
+def _show_profile(p: Any, points: int) -> None:
+    """The reference and target, `points` points of the iso-metric curve, and the cheapest pair's cost."""
     ref = p.reference
     console.print(
         f"reference N {fmt(ref['n'])}, D {fmt(ref['d'])}: predicted {fmt(ref['value'])}; target {fmt(p.target)}"

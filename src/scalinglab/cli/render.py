@@ -6,6 +6,7 @@ The CLI commands build results; this module only prints them (numbers are format
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -51,23 +52,23 @@ def fit_summary(law: ScalingLaw, derived: dict[str, dict[str, float]] | None = N
 
 
 def print_selection(selection: Any) -> None:
-    """The form selection's table: every candidate's held-out error, and the choice with its reason."""
-    title = f"form selection (leave one {selection.unit} out)"
+    """The form selection's table: every candidate's held-out errors, and the choice with its reason."""
+    extrap = selection.by_extrapolation and "extrap_log_error" in selection.table
+    title = f"form selection ({selection.method})"
     table = Table(title=title, title_justify="left", caption="* the chosen form", caption_justify="left")
     table.add_column("form", no_wrap=True)
-    for name in ("params", "folds", "median error", "|log error| ± SE"):
+    scored = "beyond cuts" if extrap else "held out"
+    for name in ("params", f"{scored}: median", "|log error| ± SE") + (("loo median",) if extrap else ("folds",)):
         table.add_column(name, justify="right")
     table.add_column("at a bound")
     for row in selection.table.itertuples():
         bounds = getattr(row, "at_bounds", None)
-        table.add_row(
-            row.form + (" *" if row.chosen else ""),
-            str(row.free_params),
-            str(row.folds),
-            f"{row.cv_error:.2%}",
-            f"{fmt(row.cv_log_error, 3)} ± {fmt(row.cv_se, 2)}",
-            bounds if isinstance(bounds, str) and bounds else "-",
-        )
+        key = "extrap" if extrap else "cv"
+        median, mean, se = (getattr(row, f"{key}_{part}") for part in ("error", "log_error", "se"))
+        cells = [row.form + (" *" if row.chosen else ""), str(row.free_params)]
+        cells += [f"{median:.2%}" if math.isfinite(median) else "-", f"{fmt(mean, 3)} ± {fmt(se, 2)}"]
+        cells.append(f"{row.cv_error:.2%}" if extrap else str(row.folds))
+        table.add_row(*cells, bounds if isinstance(bounds, str) and bounds else "-")
     console.print(table)
     console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scalinglab import observations
-from scalinglab.cli import columns as vocabulary
+from scalinglab.cli.options import Columns, grouped
 from scalinglab.cli.render import check_count, console, err_console, group_warnings, print_json
 from scalinglab.errors import UserError
 
@@ -40,45 +39,60 @@ def _marks(marks: list[str] | None) -> dict:
     return out
 
 
+HIGHER = Annotated[bool | None, Opt("--higher-is-better/--lower-is-better", help="default: the table's own flag")]
+IMPROVEMENT = Annotated[
+    float, Opt(help="the iso-metric profile's target improvement (0.01 = 1%); below 1 if lower is better")
+]
+FORM = Annotated[str, Opt(help="the L(N, D) form; auto: chosen by leave-one-run-out error")]
+ALL_POINTS = Annotated[bool, Opt(help="fit every checkpoint, not only the last of each run")]
+DATA_SCALE = Annotated[str, Opt(help="the data scale whose runs the envelope uses: largest, all, or a number")]
+MARK = Annotated[
+    list[str] | None, Opt(help="[NAME=]PATH of another study whose compute the envelope marks; repeatable")
+]
+JSON = Annotated[bool, Opt("--json", help="print the summary as JSON (also written to DIR/summary.json)")]
+
+
+@grouped
 def report(
     source: Annotated[Path, typer.Argument(help="a study directory or an observations file (CSV, TSV, parquet)")],
+    columns: Columns,
     output: Annotated[Path, Opt("-o", "--output", help="folder for index.html and the figures")] = Path("report"),
     metric: Annotated[str, Opt(help="the metric to analyse (minADE, mAP, loss, ...)")] = "loss",
     split: Annotated[str, Opt(help="the split to analyse")] = "eval",
-    higher_is_better: Annotated[
-        bool | None, Opt("--higher-is-better/--lower-is-better", help="default: the table's own flag")
-    ] = None,
-    improvement: Annotated[
-        float, Opt(help="the iso-metric profile's target improvement (0.01 = 1%); below 1 if lower is better")
-    ] = 0.01,
+    higher_is_better: HIGHER = None,
+    improvement: IMPROVEMENT = 0.01,
     bootstrap: Annotated[int, Opt(help="bootstrap refits for the intervals (0: none)")] = 200,
     title: Annotated[str | None, Opt(help="the report's title")] = None,
-    form: Annotated[str, Opt(help="the L(N, D) form; auto: chosen by leave-one-run-out error")] = "auto",
-    all_points: Annotated[bool, Opt(help="fit every checkpoint, not only the last of each run")] = False,
-    data_scale: Annotated[
-        str, Opt(help="the data scale whose runs the envelope uses: largest, all, or a number")
-    ] = "largest",
-    mark: Annotated[
-        list[str] | None, Opt(help="[NAME=]PATH of another study whose compute the envelope marks; repeatable")
-    ] = None,
-    as_json: Annotated[
-        bool, Opt("--json", help="print the summary as JSON (also written to DIR/summary.json)")
-    ] = False,
-    n: vocabulary.N = None,
-    d: vocabulary.D = None,
-    c: vocabulary.C = None,
-    steps: vocabulary.S = None,
-    run: vocabulary.RUN = None,
-    run_by: vocabulary.RUN_BY = None,
-    y: vocabulary.Y = None,
-    d_from_flops: vocabulary.D_FROM_FLOPS = False,
-    flops_per_param_sample: vocabulary.K = 6.0,
+    form: FORM = "auto",
+    all_points: ALL_POINTS = False,
+    data_scale: DATA_SCALE = "largest",
+    mark: MARK = None,
+    as_json: JSON = False,
 ) -> None:
     """Fit the laws on a study and write DIR/index.html: verdict, figures, laws with intervals, costs, warnings."""
     from scalinglab.analysis import analyse, load_observations
     from scalinglab.report.html import write_report
     from scalinglab.report.summary import summary
 
+    _check(bootstrap, improvement, data_scale, form)
+    obs, name = load_observations(source)
+    obs, cols = columns.derived(*columns.prepare(obs, name), name)
+    marks = _marks(mark)
+    options = {"form": form, "all_points": all_points, "data_scale": data_scale, "marks": marks, "columns": cols}
+    with console.status("fitting the laws"):
+        analysis = analyse(obs, name, metric, split, higher_is_better, improvement, bootstrap, title, **options)
+        _require_results(analysis, source)
+        page = write_report(analysis, output)
+    if as_json:
+        return print_json(summary(analysis))
+    for sentence in analysis.verdict:
+        console.print(f"- {sentence}", highlight=False)
+    _print_warnings(analysis.warnings)
+    console.print(f"report: {page}")
+
+
+def _check(bootstrap: int, improvement: float, data_scale: str, form: str) -> None:
+    """One line naming the first report option that cannot be used."""
     check_count(bootstrap, "--bootstrap")
     if not improvement > 0:
         raise UserError(f"--improvement must be > 0 (0.01 is 1%), got {improvement:g}")
@@ -94,36 +108,6 @@ def report(
             get_form(form)
         except UserError as exc:
             raise UserError(f"--form: {exc}") from None
-    obs, name = load_observations(source)
-    obs, run = observations.prepare(obs, source=name, run_by=run_by, steps=steps, run=run)
-    if d_from_flops:
-        obs, d = observations.derive_d(obs, c, n, flops_per_param_sample, name)
-    marks = _marks(mark)
-    with console.status("fitting the laws"):
-        analysis = analyse(
-            obs,
-            name,
-            metric,
-            split,
-            higher_is_better,
-            improvement,
-            bootstrap,
-            title,
-            form=form,
-            all_points=all_points,
-            data_scale=data_scale,
-            marks=marks,
-            columns={"n": n, "d": d, "c": c, "run": run, "y": y},
-        )
-        _require_results(analysis, source)
-        page = write_report(analysis, output)
-    if as_json:
-        print_json(summary(analysis))
-        return
-    for sentence in analysis.verdict:
-        console.print(f"- {sentence}", highlight=False)
-    _print_warnings(analysis.warnings)
-    console.print(f"report: {page}")
 
 
 def compare(

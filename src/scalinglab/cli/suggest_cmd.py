@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from scalinglab import observations
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.render import K_NAME, check_count, console, frame_table, percent, print_json
-from scalinglab.errors import UserError, check_flops_per_param_sample
+from scalinglab.cli.options import Columns, Direction, FormChoice, Rows, grouped
+from scalinglab.cli.render import check_count, console, frame_table, percent, print_json
+from scalinglab.errors import UserError
 
 Opt = typer.Option
 
@@ -30,51 +30,86 @@ def _grid(text: str | None, option: str) -> np.ndarray | None:
     return np.unique(values)
 
 
+GRID_N = Annotated[
+    str | None,
+    Opt(help="candidate model sizes, comma-separated [the smallest observed to 4x the largest, steps of 2^0.5]"),
+]
+GRID_D = Annotated[
+    str | None, Opt(help="candidate data sizes, comma-separated [half the smallest observed to 4x the largest, 2^0.5]")
+]
+BOOTSTRAP = Annotated[
+    int, Opt(help="run-bootstrap replicas: the current interval, and the draws the criterion averages (>= 20)")
+]
+NOISE = Annotated[float | None, Opt(help="log-normal sigma of a new run's outcome [the fit's residual scale]")]
+TARGET_N = Annotated[float | None, Opt(help="decide the prediction at this model size (with --target-d)")]
+TARGET_D = Annotated[float | None, Opt(help="decide the prediction at this data size (with --target-n)")]
+
+
+@grouped
 def suggest(
     data: Annotated[Path, typer.Argument(help="observations table (.csv, .tsv or .parquet); each run's last point")],
+    columns: Columns,
+    rows: Rows,
+    direction: Direction,
+    choice: FormChoice,
     budget: Annotated[float | None, Opt(help="decide N_opt at this FLOPs budget C")] = None,
-    target_n: Annotated[float | None, Opt(help="decide the prediction at this model size (with --target-d)")] = None,
-    target_d: Annotated[float | None, Opt(help="decide the prediction at this data size (with --target-n)")] = None,
-    grid_n: Annotated[
-        str | None,
-        Opt(help="candidate model sizes, comma-separated [the smallest observed to 4x the largest, steps of 2^0.5]"),
-    ] = None,
-    grid_d: Annotated[
-        str | None,
-        Opt(help="candidate data sizes, comma-separated [half the smallest observed to 4x the largest, 2^0.5]"),
-    ] = None,
+    target_n: TARGET_N = None,
+    target_d: TARGET_D = None,
+    grid_n: GRID_N = None,
+    grid_d: GRID_D = None,
     top: Annotated[int, Opt(help="how many candidates to show")] = 10,
-    bootstrap: Annotated[
-        int, Opt(help="run-bootstrap replicas: the current interval, and the draws the criterion averages (>= 20)")
-    ] = 200,
+    bootstrap: BOOTSTRAP = 200,
     seed: Annotated[int, Opt(help="seed of the resampling")] = 0,
-    noise: Annotated[
-        float | None, Opt(help="log-normal sigma of a new run's outcome [the fit's residual scale]")
-    ] = None,
-    n: vocabulary.N = None,
-    d: vocabulary.D = None,
-    c: vocabulary.C = None,
-    steps: vocabulary.S = None,
-    run: vocabulary.RUN = None,
-    run_by: vocabulary.RUN_BY = None,
-    y: vocabulary.Y = None,
-    metric: vocabulary.METRIC = None,
-    split: vocabulary.SPLIT = None,
-    higher_is_better: vocabulary.HIGHER_IS_BETTER = False,
-    d_from_flops: vocabulary.D_FROM_FLOPS = False,
-    flops_per_param_sample: vocabulary.K = 6.0,
-    ceiling: Annotated[float, Opt(help="best possible value of a higher-is-better metric")] = 1.0,
-    as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
+    noise: NOISE = None,
+    as_json: vocabulary.JSON = False,
 ) -> None:
     """Rank candidate runs (N x D) by how much each is expected to narrow the 95% interval of N_opt at --budget,
     or of the prediction at --target-n/--target-d, per FLOP it costs."""
-    from scalinglab.observations import read_table, select_fit_data
-    from scalinglab.optimal.suggest import default_axes, grid_candidates, suggest_runs
+    from scalinglab.optimal.suggest import suggest_runs
 
+    target = _check(top, bootstrap, seed, budget, target_n, target_d, noise)
+    n_values, d_values = _grid(grid_n, "--grid-n"), _grid(grid_d, "--grid-d")
+    fit_data, law = _fit(data, columns, rows, direction, choice)
+    result = suggest_runs(
+        fit_data,
+        budget=budget,
+        target=target,
+        candidates=_candidates(fit_data, n_values, d_values),
+        **{"bootstrap": bootstrap, "seed": seed, "noise": noise, "law": law},
+        flops_per_param_sample=columns.flops_per_param_sample,
+        **vars(direction),
+    )
+    if as_json:
+        return print_json(result.to_dict(top))
+    _show(result, top)
+
+
+def _fit(data: Path, columns: Columns, rows: Rows, direction: Direction, choice: FormChoice) -> tuple[Any, Any]:
+    """Each run's last point, and the law that ranks the candidates (--form; auto: chosen by extrapolation)."""
+    from scalinglab.fit.law import fit_law
+    from scalinglab.observations import select_fit_data
+
+    options = choice.law_options() | {"intervals": None} | vars(direction)
+    table, cols = columns.read(data)
+    fit_data = select_fit_data(
+        table, ("n", "d"), cols, n_params=5, source=str(data), **vars(rows), **columns.selection(), **vars(direction)
+    )
+    return fit_data, fit_law(choice.form, fit_data, law_options=options)
+
+
+def _check(
+    top: int,
+    bootstrap: int,
+    seed: int,
+    budget: float | None,
+    target_n: float | None,
+    target_d: float | None,
+    noise: float | None,
+) -> tuple[float, float] | None:
+    """The options checked (one line naming the first bad one); the (N, D) target when one is given."""
     check_count(top, "--top", minimum=1)
     check_count(bootstrap, "--bootstrap", minimum=20)
     check_count(seed, "--seed")
-    check_flops_per_param_sample(flops_per_param_sample, K_NAME)
     for option, value in (("--budget", budget), ("--target-n", target_n), ("--target-d", target_d)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UserError(f"{option} must be a finite number > 0, got {value:g}")
@@ -82,43 +117,26 @@ def suggest(
         raise UserError("--target-n and --target-d go together: the prediction at (N, D)")
     if noise is not None and not (math.isfinite(noise) and noise >= 0):
         raise UserError(f"--noise must be a finite number >= 0 (log-normal sigma, e.g. 0.01), got {noise:g}")
-    n_values, d_values = _grid(grid_n, "--grid-n"), _grid(grid_d, "--grid-d")
-    table, run = observations.prepare(read_table(data), source=str(data), run_by=run_by, steps=steps, run=run)
-    fit_data = select_fit_data(
-        table,
-        ("n", "d"),
-        {"n": n, "d": d, "c": c, "y": y, "run": run},
-        source=str(data),
-        metric=metric,
-        split=split,
-        d_from_flops=d_from_flops,
-        flops_per_param_sample=flops_per_param_sample,
-        higher_is_better=higher_is_better,
-        ceiling=ceiling,
-        n_params=5,
-    )
-    candidates = None
-    if n_values is not None or d_values is not None:
-        n_obs, d_obs = fit_data.inputs
-        n_axis, d_axis = default_axes(n_obs, d_obs)
-        n_grid = n_values if n_values is not None else n_axis
-        d_grid = d_values if d_values is not None else d_axis
-        candidates = grid_candidates(n_grid, d_grid, n_obs, d_obs)
-    result = suggest_runs(
-        fit_data,
-        budget=budget,
-        target=None if target_n is None else (target_n, target_d),
-        candidates=candidates,
-        bootstrap=bootstrap,
-        seed=seed,
-        noise=noise,
-        flops_per_param_sample=flops_per_param_sample,
-        higher_is_better=higher_is_better,
-        ceiling=ceiling,
-    )
-    if as_json:
-        print_json(result.to_dict(top))
-        return
+    return None if target_n is None else (target_n, target_d)
+
+
+def _candidates(fit_data: Any, n_values: np.ndarray | None, d_values: np.ndarray | None) -> Any:
+    """The candidate grid from --grid-n/--grid-d (the default axis for the one not given); None: the default."""
+    from scalinglab.optimal.suggest import default_axes, grid_candidates
+
+    if n_values is None and d_values is None:
+        return None
+    n_obs, d_obs = fit_data.inputs
+    n_axis, d_axis = default_axes(n_obs, d_obs)
+    n_grid = n_values if n_values is not None else n_axis
+    d_grid = d_values if d_values is not None else d_axis
+    return grid_candidates(n_grid, d_grid, n_obs, d_obs)
+
+
+def _show(result: Any, top: int) -> None:
+    """The current interval, then the best candidates with their expected shrinkage per FLOP."""
+    import pandas as pd
+
     now = result.current
     console.print(
         f"{result.quantity}: {now['value']:.4g}, {percent(0.95)} interval {now['lower']:.4g} .. {now['upper']:.4g} "
@@ -126,8 +144,6 @@ def suggest(
         f"sigma {result.noise:.3g}; {len(result.table)} candidates",
         highlight=False,
     )
-    import pandas as pd
-
     shown = result.top(top)
     view = pd.DataFrame(
         {

@@ -6,45 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.table import Table
 
 from scalinglab.cli.render import console, fit_summary, fmt, print_fit, print_json, print_selection, records
 
 
-def fit_two_step(
-    table: pd.DataFrame,
-    source: str,
-    columns: dict[str, str | None],
-    *,
-    via: str,
-    via_split: str | None,
-    link: str,
-    form: str,
-    law_options: dict[str, Any],
-    higher_is_better: bool,
-    ceiling: float,
-    bootstrap: int,
-    seed: int,
-    ci_level: float,
-    selection: dict[str, Any],
-    as_json: bool,
-    output: Path | None,
-) -> None:
-    """Fit a TwoStepLaw from the table and print it (tables or JSON); write it to `output` when given."""
-    from scalinglab.fit.two_step import TwoStepLaw
-
-    law = TwoStepLaw(
-        form=form,
-        link=link,
-        higher_is_better=higher_is_better,
-        ceiling=ceiling,
-        bootstrap=bootstrap,
-        seed=seed,
-        ci_level=ci_level,
-        **law_options,
-    )
-    law.fit(table, columns, via=via, via_split=via_split, source=source, **selection)
+def show_two_step(law: Any, via: str, source: str, as_json: bool, output: Path | None) -> None:
+    """Save a fitted TwoStepLaw when asked, then print it: both steps' fits and the link (tables or JSON)."""
     if output is not None:
         law.save(output)
     if as_json:

@@ -6,12 +6,11 @@ RMSLE, relative error, coverage of bootstrap prediction intervals and their agre
 
 from __future__ import annotations
 
-import math
 import warnings as pywarnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +22,9 @@ from scalinglab.fit.holdout import holdout_mask
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.fit.search import AUTO, FormSearch
 from scalinglab.observations import FitData, select_fit_data
+
+if TYPE_CHECKING:
+    from scalinglab.fit.two_step import TwoStepData
 
 
 def _prediction_interval(
@@ -212,24 +214,23 @@ def _disagreements(
     return out
 
 
-def choose_form(data: FitData, forms: list[str], validation: float = 0.25, **law_options: Any) -> Choice:
+def choose_form(data: FitData, forms: list[str], **law_options: Any) -> Choice:
     """The automatic choice of form (and fitting loss) from the given points alone.
 
     For a learning curve in one variable, M4 of Alabdulmohsin et al. (2022) fitted by least squares on
     log y, their recommended estimator and objective, whenever it is offered and the points leave at
-    least two degrees of freedom beyond its five parameters. Otherwise the form that best extrapolates
-    within the data (`FormSearch` scoring "largest"): fitted on the smaller (1 - validation) share of
-    scales, scored on the largest share.
+    least two degrees of freedom beyond its five parameters. Otherwise the `FormSearch` choice: the form that
+    best predicts the runs beyond several compute cuts within the data (leave-one-run-out when the data are
+    too few to cut).
     """
     loss = law_options.pop("loss", DEFAULT_LOSS)
     if PREFERRED_FORM in forms and data.n_points >= get_form(PREFERRED_FORM).n_params + 2:
         return Choice(PREFERRED_FORM, PREFERRED_LOSS, "the saturating law M4, least squares on log y (the default)")
-    mask = holdout_mask(f"largest:{max(1, math.ceil(validation * data.n_points))}", data)
-    usable = [f for f in forms if (~mask).sum() >= get_form(f).n_params]
+    usable = [f for f in forms if data.n_points > get_form(f).n_params + 1]
     if not usable:
         return Choice(forms[0], loss, f"too few points ({data.n_points}) to compare forms; the first offered")
     estimator = ScalingLaw(form=usable[0], loss=loss, **law_options)
-    search = FormSearch(estimator, usable, scoring="largest", validation=validation, refit=False).fit(data)
+    search = FormSearch(estimator, usable, refit=False).fit(data)
     return Choice(search.best_form_, loss, search.selection_.reason)
 
 
@@ -246,6 +247,53 @@ class ViaBacktest:
     held_out_runs: list[str]
     links: dict[str, str]  # two-step method -> the link it chose, with the reason
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _ViaQuery:
+    """What both methods select from the table: the inputs, the metric's columns and picks, the intermediate."""
+
+    table: pd.DataFrame
+    inputs: tuple[str, ...]
+    columns: dict[str, str | None] | None
+    picks: dict[str, Any]  # source, metric, split, final_only and the other selection options
+    via: str
+    via_split: str | None
+
+
+@dataclass(frozen=True)
+class _ViaSettings:
+    """The fit settings both methods share."""
+
+    higher_is_better: bool
+    ceiling: float
+    bootstrap: int
+    seed: int
+    ci_level: float
+
+    def to_metric(self, v: np.ndarray) -> np.ndarray:
+        """Fitted values (lower is better) back in the metric's own units."""
+        return self.ceiling - v if self.higher_is_better else v
+
+
+@dataclass(frozen=True)
+class _ViaSplit:
+    """The held-out points of the metric and both methods' training data without their runs."""
+
+    train: FitData  # the metric's points of the runs kept
+    test: FitData  # the held-out points of the metric
+    pairs_train: TwoStepData  # the (intermediate, metric) pairs of the runs kept
+    held: np.ndarray  # the labels of the runs with a held-out point
+    observed: np.ndarray  # the held-out points in the metric's own units
+
+
+@dataclass(frozen=True)
+class _ViaMethod:
+    """One method's backtest: its per-point rows, its row of scores and (two-step) the link it chose."""
+
+    points: pd.DataFrame
+    score: dict[str, Any]
+    link: str | None = None
 
 
 def backtest_via(
@@ -276,76 +324,118 @@ def backtest_via(
     two-step link never sees the held-out runs. Scores and intervals are in the metric's own units;
     the intervals are `ci_level` prediction intervals (bootstrap refits plus a resampled training residual).
     """
-    from scalinglab.fit.two_step import TwoStepLaw, run_labels, two_step_data
-
     picks = {"source": source, "metric": metric, "split": split, "final_only": final_only, **selection}
-    direct = select_fit_data(
-        table, inputs, columns, higher_is_better=higher_is_better, ceiling=ceiling, n_params=1, **picks
+    query = _ViaQuery(table, inputs, columns, picks, via, via_split)
+    settings = _ViaSettings(higher_is_better, ceiling, bootstrap, seed, ci_level)
+    held_out = _via_split(query, holdout, settings)
+    methods = [_direct_method(form, held_out, settings) for form in forms]
+    methods += [_two_step_method(form, held_out, settings, link, inputs) for form in forms]
+    scores = pd.DataFrame([m.score for m in methods]).sort_values("mae", kind="stable").reset_index(drop=True)
+    scores.insert(0, "rank", np.arange(1, len(scores) + 1))
+    return ViaBacktest(
+        scores,
+        pd.concat([m.points for m in methods], ignore_index=True),
+        _via_recommendation(scores, held_out.test.n_points),
+        [str(r) for r in held_out.held],
+        {m.score["method"]: m.link for m in methods if m.link is not None},
+        _via_coverage_notes(scores, ci_level),
     )
-    mask = holdout_mask(holdout, direct, table)
+
+
+def _via_split(query: _ViaQuery, holdout: str, settings: _ViaSettings) -> _ViaSplit:
+    """Hold out the metric's points `holdout` picks and drop their runs whole from both training sets."""
+    from scalinglab.fit.two_step import run_labels, two_step_data
+
+    direct = select_fit_data(
+        query.table,
+        query.inputs,
+        query.columns,
+        higher_is_better=settings.higher_is_better,
+        ceiling=settings.ceiling,
+        n_params=1,
+        **query.picks,
+    )
+    mask = holdout_mask(holdout, direct, query.table)
     runs = run_labels(direct)
     held = np.unique(runs[mask])
     train, test = direct.subset(~np.isin(runs, held)), direct.subset(mask)
-    pairs = two_step_data(table, inputs, via, columns, via_split=via_split, **picks)
+    pairs = two_step_data(query.table, query.inputs, query.via, query.columns, via_split=query.via_split, **query.picks)
     kept = np.setdiff1d(np.unique(np.concatenate([pairs.groups, run_labels(pairs.step1)])), held)
-    pairs_train = pairs.subset(kept)
+    return _ViaSplit(train, test, pairs.subset(kept), held, settings.to_metric(test.y))
 
-    def to_metric(v: np.ndarray) -> np.ndarray:
-        return ceiling - v if higher_is_better else v
 
-    observed = to_metric(test.y)
-    frames, rows, links, notes = [], [], {}, []
-    for form in forms:
-        name = f"direct:{form}"
-        law = ScalingLaw(form=form, bootstrap=bootstrap, seed=seed, intervals=None).fit(train)
-        pred = to_metric(np.exp(law.form_.log_predict(law.theta_[None, :], np.log(test.inputs))[0]))
-        bounds = None
-        if bootstrap:
-            lo, hi = (to_metric(b) for b in _prediction_interval(law, train, test.inputs, ci_level, seed))
-            bounds = (np.minimum(lo, hi), np.maximum(lo, hi))
-        frames.append(point_rows(name, test, pred, bounds).assign(observed=observed))
-        rows.append(_via_score(name, observed, pred, bounds))
-    for form in forms:
-        name = f"two_step:{form}"
-        two = TwoStepLaw(
-            form=form,
-            link=link,
-            higher_is_better=higher_is_better,
-            ceiling=ceiling,
-            bootstrap=bootstrap,
-            seed=seed,
-            ci_level=ci_level,
-            intervals=None,
-        ).fit(pairs_train)
-        given = dict(zip(inputs, test.inputs, strict=True))
-        with _quiet():
-            pred = two.predict(**given)
-            bounds = two.predict(return_ci=True, observation=True, **given)[1:] if bootstrap else None
-        links[name] = two.link_.name + ("" if two.link_selection_ is None else f": {two.link_selection_.reason}")
-        frames.append(point_rows(name, test, pred, bounds).assign(observed=observed))
-        rows.append(_via_score(name, observed, pred, bounds))
-    scores = pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
-    scores.insert(0, "rank", np.arange(1, len(scores) + 1))
+def _direct_method(form: str, held_out: _ViaSplit, settings: _ViaSettings) -> _ViaMethod:
+    """A law of `form` fitted on the metric's kept points, scored on the held-out ones (metric units)."""
+    name, train, test = f"direct:{form}", held_out.train, held_out.test
+    law = ScalingLaw(form=form, bootstrap=settings.bootstrap, seed=settings.seed, intervals=None).fit(train)
+    pred = settings.to_metric(np.exp(law.form_.log_predict(law.theta_[None, :], np.log(test.inputs))[0]))
+    bounds = None
+    if settings.bootstrap:
+        interval = _prediction_interval(law, train, test.inputs, settings.ci_level, settings.seed)
+        lo, hi = (settings.to_metric(b) for b in interval)
+        bounds = (np.minimum(lo, hi), np.maximum(lo, hi))
+    return _via_method(name, held_out, pred, bounds)
+
+
+def _two_step_method(
+    form: str, held_out: _ViaSplit, settings: _ViaSettings, link: str, inputs: tuple[str, ...]
+) -> _ViaMethod:
+    """A two-step law of `form` fitted on the kept runs' pairs, scored on the held-out points (metric units)."""
+    from scalinglab.fit.two_step import TwoStepLaw
+
+    name, test = f"two_step:{form}", held_out.test
+    two = TwoStepLaw(
+        form=form,
+        link=link,
+        higher_is_better=settings.higher_is_better,
+        ceiling=settings.ceiling,
+        bootstrap=settings.bootstrap,
+        seed=settings.seed,
+        ci_level=settings.ci_level,
+        intervals=None,
+    ).fit(held_out.pairs_train)
+    given = dict(zip(inputs, test.inputs, strict=True))
+    with _quiet():
+        pred = two.predict(**given)
+        bounds = two.predict(return_ci=True, observation=True, **given)[1:] if settings.bootstrap else None
+    chosen = two.link_.name + ("" if two.link_selection_ is None else f": {two.link_selection_.reason}")
+    return _via_method(name, held_out, pred, bounds, chosen)
+
+
+def _via_method(
+    name: str,
+    held_out: _ViaSplit,
+    pred: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    link: str | None = None,
+) -> _ViaMethod:
+    """A method's per-point rows and scores from its predictions (metric units) at the held-out points."""
+    observed = held_out.observed
+    points = point_rows(name, held_out.test, pred, bounds).assign(observed=observed)
+    return _ViaMethod(points, _via_score(name, observed, pred, bounds), link)
+
+
+def _via_recommendation(scores: pd.DataFrame, n_test: int) -> str:
+    """The method with the lowest mean absolute error, or a tie when the best two are within 0.1%."""
     best = scores.iloc[0]
     if len(scores) > 1 and np.isclose(scores.iloc[1]["mae"], best["mae"], rtol=1e-3, atol=0.0):
-        recommendation = (  # within 0.1%: the held-out points cannot tell the two apart
+        return (  # within 0.1%: the held-out points cannot tell the two apart
             f"a tie: {best['method']} and {scores.iloc[1]['method']} have the same mean absolute error on the "
-            f"{test.n_points} held-out points ({best['mae']:.4g})"
+            f"{n_test} held-out points ({best['mae']:.4g})"
         )
-    else:
-        recommendation = (
-            f"{best['method']}: lowest mean absolute error on the {test.n_points} held-out points "
-            f"({best['mae']:.4g}"
-            + (f" against {scores.iloc[1]['mae']:.4g} for {scores.iloc[1]['method']})" if len(scores) > 1 else ")")
-        )
+    against = f" against {scores.iloc[1]['mae']:.4g} for {scores.iloc[1]['method']}" if len(scores) > 1 else ""
+    return f"{best['method']}: lowest mean absolute error on the {n_test} held-out points ({best['mae']:.4g}{against})"
+
+
+def _via_coverage_notes(scores: pd.DataFrame, ci_level: float) -> list[str]:
+    """A note when the best method's prediction intervals cover fewer than half the held-out points."""
+    best = scores.iloc[0]
     if not np.isnan(best["coverage"]) and best["coverage"] < 0.5:
-        notes.append(
+        return [
             f"{best['method']}'s {ci_level:.0%} prediction intervals cover only {best['coverage']:.0%} "
             "of the held-out points"
-        )
-    return ViaBacktest(
-        scores, pd.concat(frames, ignore_index=True), recommendation, [str(r) for r in held], links, notes
-    )
+        ]
+    return []
 
 
 def _via_score(

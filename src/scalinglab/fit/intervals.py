@@ -112,6 +112,72 @@ def _first_steps(hessian: np.ndarray | None, free: np.ndarray, threshold: float)
     return np.where(np.isfinite(guess) & (guess > 1e-6) & (guess < 1.0), guess, steps)
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """The fit being profiled: the form at its optimum, the data in log units and the loss."""
+
+    form: Form
+    theta: np.ndarray
+    objective: float
+    lx: np.ndarray
+    ly: np.ndarray
+    loss: Loss
+
+
+@dataclass
+class _Tracks:
+    """One track per free parameter and side (track 2p walks free[p] down, 2p + 1 up) and its crossing's bracket."""
+
+    index: np.ndarray  # the parameter each track pins
+    sides: np.ndarray  # -1.0 down, 1.0 up
+    allowed_rise: np.ndarray  # the objective's rise that ends the interval
+    box_end: np.ndarray  # the optimiser's bound on the track's side
+    inside_value: np.ndarray  # the bracket's end inside the interval, and its rise
+    inside_rise: np.ndarray
+    warm: np.ndarray  # the refit at the inside end (the next refit's start)
+    outside_value: np.ndarray  # the bracket's end outside (NaN until found), and its rise
+    outside_rise: np.ndarray
+    open_side: np.ndarray  # the track met its bound still inside
+
+    @classmethod
+    def start(cls, problem: _Problem, allowed_rise: np.ndarray) -> _Tracks:
+        """Every track at the optimum, no outside end yet."""
+        form, theta, free = problem.form, problem.theta, problem.form.free
+        index = np.repeat(free, 2)
+        sides = np.tile([-1.0, 1.0], free.size)
+        n_tracks = index.size
+        return cls(
+            index=index,
+            sides=sides,
+            allowed_rise=allowed_rise,
+            box_end=np.where(sides < 0, form.lower[index], form.upper[index]),
+            inside_value=theta[index].astype(float),
+            inside_rise=np.zeros(n_tracks),
+            warm=np.tile(theta, (n_tracks, 1)),
+            outside_value=np.full(n_tracks, np.nan),
+            outside_rise=np.full(n_tracks, np.nan),
+            open_side=np.zeros(n_tracks, bool),
+        )
+
+    def probe(self, problem: _Problem, k: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Refit tracks k pinned at values; move each bracket's inside or outside end there. True: outside."""
+        p = problem
+        refit = minimize_pinned(
+            p.form, p.lx, p.ly, p.loss, self.warm[k], self.index[k], values, max_iter=2000, ftol=1e-14, gtol=1e-12
+        )
+        fitted, rise = refit.theta, refit.objective - p.objective
+        out = rise > self.allowed_rise[k]
+        self.outside_value[k[out]], self.outside_rise[k[out]] = values[out], rise[out]
+        self.inside_value[k[~out]], self.inside_rise[k[~out]] = values[~out], np.maximum(rise[~out], 0.0)
+        self.warm[k[~out]] = fitted[~out]
+        return out
+
+    def crossings(self) -> np.ndarray:
+        """The crossing, interpolated linearly in the objective's rise inside the last bracket."""
+        share = (self.allowed_rise - self.inside_rise) / np.maximum(self.outside_rise - self.inside_rise, 1e-300)
+        return self.inside_value + np.clip(share, 0.0, 1.0) * (self.outside_value - self.inside_value)
+
+
 def profile_intervals(
     form: Form,
     theta: np.ndarray,
@@ -136,56 +202,47 @@ def profile_intervals(
     adjust = np.ones(free.size)
     if groups is not None and np.unique(groups).size < ly.size:
         adjust = cluster_adjustment(form, theta, lx, residuals, loss, groups, free)
-    # One track per free parameter and side: track 2p walks parameter free[p] down, track 2p + 1 up.
-    index = np.repeat(free, 2)
-    sides = np.tile([-1.0, 1.0], free.size)
-    n_tracks = index.size
-    allowed_rise = np.repeat(threshold * adjust, 2)
-    box_end = np.where(sides < 0, form.lower[index], form.upper[index])
-    inside_value = theta[index].astype(float)
-    inside_rise = np.zeros(n_tracks)
-    warm = np.tile(theta, (n_tracks, 1))
-    outside_value = np.full(n_tracks, np.nan)
-    outside_rise = np.full(n_tracks, np.nan)
-    open_side = np.zeros(n_tracks, bool)
+    problem = _Problem(form, theta, objective, lx, ly, loss)
+    tracks = _Tracks.start(problem, np.repeat(threshold * adjust, 2))
+    _walk_out(problem, tracks, np.repeat(_first_steps(hessian, free, threshold) * np.sqrt(adjust), 2))
+    _bisect(problem, tracks)
+    return _collect(form, tracks, threshold, adjust)
 
-    def probe(k: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Refit tracks k pinned at values; move each bracket's inside or outside end there. True: outside."""
-        refit = minimize_pinned(form, lx, ly, loss, warm[k], index[k], values, max_iter=2000, ftol=1e-14, gtol=1e-12)
-        fitted, rise = refit.theta, refit.objective - objective
-        out = rise > allowed_rise[k]
-        outside_value[k[out]], outside_rise[k[out]] = values[out], rise[out]
-        inside_value[k[~out]], inside_rise[k[~out]] = values[~out], np.maximum(rise[~out], 0.0)
-        warm[k[~out]] = fitted[~out]
-        return out
 
-    step = np.repeat(_first_steps(hessian, free, threshold) * np.sqrt(adjust), 2)
-    searching = np.ones(n_tracks, bool)
-    while searching.any():  # doubling until each track leaves the region or meets its bound
+def _walk_out(problem: _Problem, tracks: _Tracks, step: np.ndarray) -> None:
+    """Doubling steps until each track leaves the region (a bracket) or meets its bound (an open side)."""
+    t = tracks
+    searching = np.ones(t.index.size, bool)
+    while searching.any():
         k = np.flatnonzero(searching)
-        values = theta[index[k]] + sides[k] * step[k]
-        values = np.where(sides[k] < 0, np.maximum(values, box_end[k]), np.minimum(values, box_end[k]))
-        out = probe(k, values)
-        at_limit = k[~out & (values == box_end[k])]
-        open_side[at_limit] = True
+        values = problem.theta[t.index[k]] + t.sides[k] * step[k]
+        values = np.where(t.sides[k] < 0, np.maximum(values, t.box_end[k]), np.minimum(values, t.box_end[k]))
+        out = t.probe(problem, k, values)
+        at_limit = k[~out & (values == t.box_end[k])]
+        t.open_side[at_limit] = True
         searching[k[out]] = False
         searching[at_limit] = False
         step *= 2.0
 
-    closed = np.flatnonzero(~open_side)
-    for _ in range(BISECTIONS if closed.size else 0):  # narrow each bracket [inside, outside]
-        probe(closed, 0.5 * (inside_value[closed] + outside_value[closed]))
 
-    # The crossing, interpolated linearly in the objective's rise inside the last bracket.
-    share = (allowed_rise - inside_rise) / np.maximum(outside_rise - inside_rise, 1e-300)
-    crossing = inside_value + np.clip(share, 0.0, 1.0) * (outside_value - inside_value)
+def _bisect(problem: _Problem, tracks: _Tracks) -> None:
+    """Narrow each closed track's bracket [inside, outside] by BISECTIONS halvings."""
+    closed = np.flatnonzero(~tracks.open_side)
+    for _ in range(BISECTIONS if closed.size else 0):
+        tracks.probe(problem, closed, 0.5 * (tracks.inside_value[closed] + tracks.outside_value[closed]))
+
+
+def _collect(form: Form, tracks: _Tracks, threshold: float, adjust: np.ndarray) -> ProfileIntervals:
+    """The crossings in published units per parameter (None on an open side), with the fixed ones and adjustments."""
+    free = form.free
+    crossing = tracks.crossings()
     ci: dict[str, tuple[float | None, float | None]] = {}
     not_identified = []
     for p, i in enumerate(free):
         param = form.params[i]
         ends = []
         for t in (2 * p, 2 * p + 1):
-            ends.append(None if open_side[t] else float(param.to_public(np.asarray(crossing[t]))))
+            ends.append(None if tracks.open_side[t] else float(param.to_public(np.asarray(crossing[t]))))
         ci[param.public] = (ends[0], ends[1])
         if None in ends:
             not_identified.append(param.public)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,18 +215,21 @@ class ScalingLaw:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
-    def check_options(self) -> None:
-        """A UserError naming the first setting that cannot be used (loss, intervals, level, refits, seed)."""
+    def check_options(self, flag: Callable[[str], str] = str) -> None:
+        """A UserError naming the first setting that cannot be used (loss, intervals, level, refits, seed).
+
+        `flag` spells a setting's name in the message (the CLI passes one that gives `--ci-level`).
+        """
         self.loss_function()
         if self.intervals not in ("profile", "bootstrap", None):
-            raise UserError(f"intervals must be 'profile', 'bootstrap' or None, got '{self.intervals}'")
+            raise UserError(f"{flag('intervals')} must be 'profile', 'bootstrap' or None, got '{self.intervals}'")
         if self.intervals == "bootstrap" and not self.bootstrap:
-            raise UserError("bootstrap intervals need --bootstrap K (K > 0)")
-        check_level("ci_level", self.ci_level)
-        check_whole("bootstrap", self.bootstrap, unit="refits")
-        check_whole("seed", self.seed)
+            raise UserError(f"bootstrap intervals need {flag('bootstrap')} K (K > 0)")
+        check_level(flag("ci_level"), self.ci_level)
+        check_whole(flag("bootstrap"), self.bootstrap, unit="refits")
+        check_whole(flag("seed"), self.seed)
         if not np.isfinite(self.ceiling):
-            raise UserError(f"ceiling must be a finite number, got {self.ceiling}")
+            raise UserError(f"{flag('ceiling')} must be a finite number, got {self.ceiling}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "theta_"):
@@ -520,14 +524,22 @@ def fit_law(
     *,
     candidates: tuple[str, ...] | list[str] | None = None,
     law_options: dict[str, Any] | None = None,
+    select_by: str | None = None,
     **selection: Any,
 ) -> ScalingLaw:
-    """The law of `form` fitted to `data`; for "auto", the best of a `FormSearch` (its `selection_` says why)."""
+    """The law of `form` fitted to `data`; for "auto", the best of a `FormSearch` (its `selection_` says why).
+
+    `select_by` is the search's scoring ("extrapolation", the default, or "loo"); it may also come in
+    `law_options`, as it does from a `TwoStepLaw`'s settings.
+    """
     options = dict(law_options or {})
     candidates = candidates if candidates is not None else options.pop("candidates", None)
+    select_by = select_by or options.pop("select_by", None) or "extrapolation"
+    options.pop("select_by", None)
     estimator = ScalingLaw(form=form, **options)
     if form == AUTO:
-        return FormSearch(estimator, candidates).fit(data, columns, **selection).best_estimator_
+        search = FormSearch(estimator, candidates, scoring=select_by)
+        return search.fit(data, columns, **selection).best_estimator_
     if candidates is not None:
         raise UserError("candidates choose among forms: they need form 'auto'")
     return estimator.fit(data, columns, **selection)

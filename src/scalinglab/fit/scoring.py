@@ -18,6 +18,7 @@ from scalinglab.observations import FitData
 
 # Simplest last is not required: the rule ranks by free parameters, then by held-out error.
 DEFAULT_CANDIDATES = ("chinchilla", "chinchilla_shared", "chinchilla_no_floor", "chinchilla_no_floor_shared", "kaplan")
+ONE_VAR_CANDIDATES = ("power", "power_offset", "m4", "bnsl1")  # for a metric against one variable (--x)
 WARM_STARTS = 8  # the full fit's best polished basins start every fold's refit
 
 
@@ -29,16 +30,30 @@ class Selection:
     choice: str
     reason: str
     unit: str  # "cell" (leave one (N, D) cell's runs out), "run" (one run) or "point" (one point)
+    scoring: str = "loo"  # what chose: "extrapolation" (forward folds by compute) or "loo" (leave one out)
+
+    @property
+    def by_extrapolation(self) -> bool:
+        return self.scoring == "extrapolation"
+
+    @property
+    def method(self) -> str:
+        """What the choice was scored by, in words."""
+        if self.by_extrapolation:
+            return f"forward folds by compute, leave one {self.unit} out beside"
+        return f"leave one {self.unit} out"
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
-        return {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "candidates": rows}
+        out = {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "scoring": self.scoring}
+        return out | {"candidates": rows}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Selection:
         """The selection `to_dict` wrote (KeyError or TypeError when it is not one)."""
         table = pd.DataFrame(list(data["candidates"])).fillna(value=np.nan)
-        return cls(table, str(data["choice"]), str(data["reason"]), str(data["held_out"]))
+        scoring = str(data.get("scoring", "loo"))
+        return cls(table, str(data["choice"]), str(data["reason"]), str(data["held_out"]), scoring)
 
 
 def free_parameters(name: str) -> int:
@@ -118,30 +133,32 @@ def score_candidate(name: str, law: Any, data: FitData, scored: np.ndarray | Non
     }
 
 
-def one_se_choice(table: pd.DataFrame) -> tuple[str, str]:
+def one_se_choice(table: pd.DataFrame, score: str = "cv", what: str = "held-out error") -> tuple[str, str]:
     """The simplest form whose held-out error is within one standard error of the best (Hastie et al. 2009, 7.10).
 
+    `score` names the columns compared: "cv" (leave one out: cv_log_error, cv_se, cv_error) or "extrap"
+    (forward-chaining: extrap_log_error, extrap_se, extrap_error); `what` says what they measure in the reason.
     Forms whose fit puts a parameter at a bound come after those that do not: such a fit lies on the edge
     of its form (chinchilla with E at zero is the no-floor form), its intervals are not regular, and a
     nested candidate that makes the edge part of the form says the same without a parameter at a bound.
     Ties in the number of free parameters go to the lower held-out error.
     """
-    best = table.loc[table["cv_log_error"].idxmin()]
-    limit = best["cv_log_error"] + (best["cv_se"] if np.isfinite(best["cv_se"]) else 0.0)
+    mean, se, median = f"{score}_log_error", f"{score}_se", f"{score}_error"
+    best = table.loc[table[mean].idxmin()]
+    limit = best[mean] + (best[se] if np.isfinite(best[se]) else 0.0)
     edge = table["at_bounds"].notna() if "at_bounds" in table else pd.Series(False, index=table.index)
-    within = table[table["cv_log_error"] <= limit].assign(edge=edge)
-    within = within.sort_values(["edge", "free_params", "cv_log_error"], kind="stable")
+    within = table[table[mean] <= limit].assign(edge=edge)
+    within = within.sort_values(["edge", "free_params", mean], kind="stable")
     pick = within.iloc[0]
     if pick["form"] == best["form"]:
         reason = (
-            f"lowest held-out error ({pick['cv_log_error']:.4g} mean |log residual|, median relative "
-            f"{pick['cv_error']:.2%}) and no simpler form within one standard error ({best['cv_se']:.2g})"
+            f"lowest {what} ({pick[mean]:.4g} mean |log residual|, median relative "
+            f"{pick[median]:.2%}) and no simpler form within one standard error ({best[se]:.2g})"
         )
     else:
         interior = " with no parameter at a bound" if within["edge"].any() and not pick["edge"] else ""
         reason = (
             f"simplest form{interior} ({pick['free_params']} free parameters) within one standard error of the "
-            f"best: {pick['cv_log_error']:.4g} against {best['cv_log_error']:.4g} +/- {best['cv_se']:.2g} for "
-            f"{best['form']}"
+            f"best {what}: {pick[mean]:.4g} against {best[mean]:.4g} +/- {best[se]:.2g} for {best['form']}"
         )
     return str(pick["form"]), reason

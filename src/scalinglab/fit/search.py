@@ -2,8 +2,11 @@
 `GridSearchCV`: an estimator to clone, candidates to try, `fit`, then `best_estimator_` and `cv_results_`.
 
 The one form selector: `fit --form auto`, the report, two-step's step 1 and the backtest's "auto" row all ask
-it. Scoring "loo" holds out one (N, D) cell, run or point at a time and chooses by the one-SE rule
-(`fit.scoring`); scoring "largest" fits on the smaller scales and scores the largest share (`validation`).
+it. Scoring "extrapolation" (the default) fits on the runs below several compute cuts and scores the runs above
+(`fit.extrapolation`), then chooses by the one-SE rule; leave-one-out is its secondary score, shown beside it
+and used alone when the table is too small to cut. Scoring "loo" holds out one (N, D) cell, run or point at a
+time and chooses by the one-SE rule (`fit.scoring`); scoring "largest" fits on the smaller scales and scores
+the largest share (`validation`).
 It imports no estimator: it clones the one it is given, so `fit.law` can use it without a cycle.
 """
 
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
+from scalinglab.fit.extrapolation import Fold, forward_folds, paired_choice, score_extrapolation, usable_cuts
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.holdout import holdout_mask
 from scalinglab.fit.scoring import (
@@ -29,8 +33,9 @@ from scalinglab.fit.scoring import (
 from scalinglab.observations import FitData
 
 AUTO = "auto"  # the form name that asks for a search
-SCORINGS = ("loo", "largest")
+SCORINGS = ("extrapolation", "loo", "largest")
 STEPS_INPUT = "seen"  # samples processed so far: the input that makes a form steps-aware
+STEPS_CANDIDATES = ("data_constrained",)
 
 
 class FormSearch:
@@ -49,7 +54,7 @@ class FormSearch:
         self,
         estimator: Any,
         candidates: tuple[str, ...] | list[str] | None = None,
-        scoring: str = "loo",
+        scoring: str = "extrapolation",
         validation: float = 0.25,
         refit: bool = True,
     ) -> None:
@@ -63,7 +68,7 @@ class FormSearch:
         """Search on a table (with a `columns` role mapping and `select_fit_data` options) or on FitData."""
         if self.scoring not in SCORINGS:
             raise UserError(f"scoring must be one of {', '.join(SCORINGS)}, not '{self.scoring}'")
-        candidates = tuple(self.candidates or DEFAULT_CANDIDATES)
+        candidates = tuple(self.candidates or default_candidates(columns))
         for name in candidates:
             get_form(name)  # an unknown form is one line naming it
         template = self.estimator.clone(form=candidates[0])
@@ -71,7 +76,7 @@ class FormSearch:
         if self.scoring == "largest":
             return self._fit_largest(template, data, candidates, columns, selection)
         steps_aware = [name for name in candidates if STEPS_INPUT in get_form(name).inputs]
-        fit_data = template.fit_data(data, ("n", "d"), 5, columns, selection)
+        fit_data = template.fit_data(data, *_common_inputs(candidates, steps_aware), columns, selection)
         checkpoints = None
         if steps_aware:
             if isinstance(data, FitData):
@@ -80,6 +85,8 @@ class FormSearch:
             every = {**selection, "final_only": False}
             checkpoints = template.fit_data(data, ("n", "d", STEPS_INPUT), free, columns, every)
         chosen, laws = select_candidates(template, fit_data, candidates, checkpoints)
+        if self.scoring == "extrapolation":
+            chosen = rank_by_extrapolation(template, chosen, fit_data, checkpoints)
         best = laws[chosen.choice]
         if self.refit:  # the point fit is the candidate's; the intervals come with the estimator's settings
             best.set_params(bootstrap=template.bootstrap, intervals=template.intervals)
@@ -131,6 +138,22 @@ class FormSearch:
         return self.best_estimator_.predict(return_ci=return_ci, **inputs)
 
 
+def _common_inputs(candidates: tuple[str, ...], steps_aware: list[str]) -> tuple[tuple[str, ...], int]:
+    """The inputs every candidate but the steps-aware ones is a law in, and the most free parameters among them."""
+    plain = [name for name in candidates if name not in steps_aware]
+    inputs = {get_form(name).inputs for name in plain}
+    if len(inputs) > 1:
+        raise UserError(f"the candidates are laws in different variables: {', '.join(plain)}")
+    free = max((get_form(name).n_params for name in plain), default=5)
+    return (inputs.pop() if inputs else ("n", "d")), free
+
+
+def default_candidates(columns: dict[str, str | None] | None = None) -> tuple[str, ...]:
+    """The two-variable candidates, and the steps-aware law with a two-variable reduction (data_constrained,
+    whose L(N, D) at one epoch is chinchilla's) too when a samples-seen column is named."""
+    return DEFAULT_CANDIDATES + (STEPS_CANDIDATES if (columns or {}).get(STEPS_INPUT) else ())
+
+
 def select_candidates(
     template: Any, data: FitData, candidates: tuple[str, ...] | list[str], checkpoints: FitData | None = None
 ) -> tuple[Selection, dict[str, Any]]:
@@ -165,3 +188,41 @@ def select_candidates(
     table["chosen"] = table["form"] == choice
     table = table.sort_values("cv_log_error", kind="stable").reset_index(drop=True)
     return Selection(table, choice, reason, held_out_groups(data)[1]), laws
+
+
+def rank_by_extrapolation(
+    template: Any, loo: Selection, data: FitData, checkpoints: FitData | None = None
+) -> Selection:
+    """The leave-one-out selection `loo` re-decided by forward-chaining folds (`fit.extrapolation`).
+
+    Every candidate of `loo.table` is scored on the same folds: those whose runs below the cut can fit the
+    candidate with the most free parameters; when none can, the largest candidates are left unscored one size
+    at a time. With no usable fold the leave-one-out choice stands, and its reason says why.
+    """
+    table = loo.table.copy()
+    folds = forward_folds(checkpoints if checkpoints is not None else data)
+    sizes = sorted(set(table["free_params"]), reverse=True)
+    usable: list[Fold] = []
+    while sizes and not usable:
+        usable = usable_cuts(checkpoints if checkpoints is not None else data, folds, sizes[0])
+        if not usable:
+            sizes.pop(0)
+    scored = table["free_params"] <= (sizes[0] if sizes else -1)
+    if not usable:
+        reason = f"too few runs below any compute cut to fit a candidate; by leave-one-out: {loo.reason}"
+        return Selection(table, loo.choice, reason, loo.unit)
+    rows, per_run = [], {}
+    for name in table.loc[scored, "form"]:
+        steps_aware = STEPS_INPUT in get_form(name).inputs
+        fit_on = checkpoints if steps_aware else data
+        scores, per_run[name] = score_extrapolation(
+            template, name, fit_on, fit_on.final_points() if steps_aware else None, usable
+        )
+        rows.append({"form": name} | scores)
+    table = table.drop(columns="chosen").merge(pd.DataFrame(rows), on="form", how="left")
+    choice, table["extrap_se"], reason = paired_choice(table[scored.to_numpy()], per_run)
+    cuts = ", ".join(f"{fold.quantile:.3g}" for fold in usable)
+    reason = f"{reason}; {len(usable)} forward folds (fit below the compute quantiles {cuts}, predict above)"
+    table["chosen"] = table["form"] == choice
+    table = table.sort_values("extrap_log_error", kind="stable", na_position="last").reset_index(drop=True)
+    return Selection(table, choice, reason, loo.unit, scoring="extrapolation")

@@ -92,6 +92,34 @@ def run_labels(data: FitData) -> np.ndarray:
     return np.array([f"row {r}" for r in data.rows]) if data.rows is not None else np.arange(data.n_points).astype(str)
 
 
+@dataclass(frozen=True)
+class _StepQuery:
+    """What both steps select from the table: the law's inputs, the columns, the intermediate and the row picks."""
+
+    table: pd.DataFrame
+    inputs: tuple[str, ...]
+    cols: dict[str, str]  # role -> column, resolved
+    via: str
+    source: str
+    metric: str | None
+    split: str | None
+    via_split: str | None
+    final_only: bool
+    selection: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Step 1's points and the (intermediate, metric) pairs, before the pairs' checks and steps."""
+
+    step1: FitData
+    inputs: np.ndarray  # (k, m) the law's inputs at every pair
+    x: np.ndarray  # (m,) the intermediate
+    y: np.ndarray  # (m,) the metric
+    groups: np.ndarray  # (m,) each pair's run
+    rows: np.ndarray  # (m,) each pair's row of the metric in the table
+
+
 def two_step_data(
     table: pd.DataFrame,
     inputs: tuple[str, ...],
@@ -110,64 +138,83 @@ def two_step_data(
     run and step). `via_split` is the intermediate's split when it differs from the metric's (default: the same).
     """
     cols = resolve_columns(columns)
-
-    def both(mapping: dict[str, str], rows_metric: str | None, rows_split: str | None) -> tuple[FitData, FitData]:
-        """Step 1's points (each run's last when `final_only`) and every checkpoint, for the link."""
-        common = {"source": source, "metric": rows_metric, "split": rows_split, "n_params": 1}
-        first = select_fit_data(table, inputs, mapping, final_only=final_only, **common, **selection)
-        every = select_fit_data(
-            table, inputs, mapping, final_only=False, **common, **{**selection, "on_duplicate": "keep"}
-        )
-        return first, every
-
+    query = _StepQuery(table, inputs, cols, via, source, metric, split, via_split, final_only, selection)
     if via in table.columns:
-        step1, every = both({**cols, "y": via}, metric, split)
-        frame, is_csv = prepare_frame(table, source, metric, split)
-        frame = frame.set_index(frame["_row"].to_numpy()).loc[every.rows]
-        y = numeric_column(frame, cols["y"], "--y (the metric)", source, is_csv)
-        pair_inputs, x, rows = every.inputs, every.y, every.rows
-        groups = run_labels(every)
+        pairs = _column_pairs(query)
     elif "metric" in table.columns and via in set(table["metric"].astype(str)):
-        if metric is None:
-            raise UserError(f"{source}: --via '{via}' is a metric of the table; name the task metric with --metric")
-        step1, every = both(cols, via, via_split or split)
-        run_col = cols["run"]
-        if run_col not in table.columns or "steps" not in table.columns:
-            raise UserError(
-                f"{source}: --via '{via}' joins the metric to it by run and step; need columns '{run_col}' and 'steps'"
-            )
-        frame, is_csv = prepare_frame(table, source, metric, split)
-        values = numeric_column(frame, cols["y"], "--y (the metric)", source, is_csv)
-        steps = pd.to_numeric(table["steps"], errors="coerce").to_numpy(float)
-        key = pd.DataFrame(
-            {
-                "run": table[run_col].astype(str).to_numpy()[every.rows],
-                "steps": steps[every.rows],
-                "pos": np.arange(every.n_points),
-            }
-        )
-        target = pd.DataFrame(
-            {
-                "run": frame[run_col].astype(str).to_numpy(),
-                "steps": steps[frame["_row"].to_numpy()],
-                "y": values,
-                "row": frame["_row"].to_numpy(),
-            }
-        )
-        joined = key.drop_duplicates(["run", "steps"]).merge(
-            target.drop_duplicates(["run", "steps"]), on=["run", "steps"]
-        )
-        if joined.empty:
-            raise UserError(f"{source}: no checkpoint (run, steps) has both '{via}' and '{metric}'")
-        pos = joined["pos"].to_numpy()
-        pair_inputs, x, y, rows = every.inputs[:, pos], every.y[pos], joined["y"].to_numpy(), joined["row"].to_numpy()
-        groups = joined["run"].to_numpy()
+        pairs = _metric_pairs(query)
     else:
         raise UserError(f"{source}: --via '{via}' is neither a column nor a value of the 'metric' column")
-    if np.unique(groups).size < 2 and np.unique(x).size < 4:
-        raise UserError(f"{source}: {x.size} checkpoint(s) pair '{via}' with the metric; the link needs at least 4")
-    steps = pd.to_numeric(table["steps"], errors="coerce").to_numpy(float)[rows] if "steps" in table else None
-    return TwoStepData(step1, pair_inputs, x, y, groups, rows, via, source, steps)
+    if np.unique(pairs.groups).size < 2 and np.unique(pairs.x).size < 4:
+        raise UserError(
+            f"{source}: {pairs.x.size} checkpoint(s) pair '{via}' with the metric; the link needs at least 4"
+        )
+    steps = pd.to_numeric(table["steps"], errors="coerce").to_numpy(float)[pairs.rows] if "steps" in table else None
+    return TwoStepData(pairs.step1, pairs.inputs, pairs.x, pairs.y, pairs.groups, pairs.rows, via, source, steps)
+
+
+def _step_points(
+    query: _StepQuery, mapping: dict[str, str], rows_metric: str | None, rows_split: str | None
+) -> tuple[FitData, FitData]:
+    """Step 1's points (each run's last when `final_only`) and every checkpoint, for the link."""
+    common = {"source": query.source, "metric": rows_metric, "split": rows_split, "n_params": 1}
+    table, inputs, selection = query.table, query.inputs, query.selection
+    first = select_fit_data(table, inputs, mapping, final_only=query.final_only, **common, **selection)
+    every = select_fit_data(table, inputs, mapping, final_only=False, **common, **{**selection, "on_duplicate": "keep"})
+    return first, every
+
+
+def _column_pairs(query: _StepQuery) -> _Pairs:
+    """The pairs when `via` is a column: the intermediate and the metric (the `y` column) on the same rows."""
+    cols = query.cols
+    step1, every = _step_points(query, {**cols, "y": query.via}, query.metric, query.split)
+    frame, is_csv = prepare_frame(query.table, query.source, query.metric, query.split)
+    frame = frame.set_index(frame["_row"].to_numpy()).loc[every.rows]
+    y = numeric_column(frame, cols["y"], "--y (the metric)", query.source, is_csv)
+    return _Pairs(step1, every.inputs, every.y, y, run_labels(every), every.rows)
+
+
+def _metric_pairs(query: _StepQuery) -> _Pairs:
+    """The pairs when `via` is a value of the `metric` column: the intermediate joined to the metric by run, step."""
+    source, via, metric = query.source, query.via, query.metric
+    if metric is None:
+        raise UserError(f"{source}: --via '{via}' is a metric of the table; name the task metric with --metric")
+    step1, every = _step_points(query, query.cols, via, query.via_split or query.split)
+    run_col = query.cols["run"]
+    if run_col not in query.table.columns or "steps" not in query.table.columns:
+        raise UserError(
+            f"{source}: --via '{via}' joins the metric to it by run and step; need columns '{run_col}' and 'steps'"
+        )
+    joined = _join_checkpoints(query, every)
+    if joined.empty:
+        raise UserError(f"{source}: no checkpoint (run, steps) has both '{via}' and '{metric}'")
+    pos = joined["pos"].to_numpy()
+    y, groups, rows = joined["y"].to_numpy(), joined["run"].to_numpy(), joined["row"].to_numpy()
+    return _Pairs(step1, every.inputs[:, pos], every.y[pos], y, groups, rows)
+
+
+def _join_checkpoints(query: _StepQuery, every: FitData) -> pd.DataFrame:
+    """The intermediate's checkpoints joined to the metric's rows on (run, steps): run, steps, pos, y, row."""
+    table, run_col = query.table, query.cols["run"]
+    frame, is_csv = prepare_frame(table, query.source, query.metric, query.split)
+    values = numeric_column(frame, query.cols["y"], "--y (the metric)", query.source, is_csv)
+    steps = pd.to_numeric(table["steps"], errors="coerce").to_numpy(float)
+    key = pd.DataFrame(
+        {
+            "run": table[run_col].astype(str).to_numpy()[every.rows],
+            "steps": steps[every.rows],
+            "pos": np.arange(every.n_points),
+        }
+    )
+    target = pd.DataFrame(
+        {
+            "run": frame[run_col].astype(str).to_numpy(),
+            "steps": steps[frame["_row"].to_numpy()],
+            "y": values,
+            "row": frame["_row"].to_numpy(),
+        }
+    )
+    return key.drop_duplicates(["run", "steps"]).merge(target.drop_duplicates(["run", "steps"]), on=["run", "steps"])
 
 
 class TwoStepLaw:

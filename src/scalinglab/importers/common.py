@@ -158,6 +158,27 @@ def _size(run: TrackedRun, given: str | None, defaults: Sequence[str], role: str
     return value, keys[0]
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """Which keys `to_observations` reads from each run (None: the defaults) and the split of unsplit keys."""
+
+    n: str | None
+    d: str | None
+    metrics: Sequence[str] | None
+    samples_seen: str | None
+    flops: str | None
+    split: str
+
+
+@dataclass(frozen=True)
+class _RunRows:
+    """One run's observation rows, the metric keys it logs and how many non-finite points were left out."""
+
+    frames: list[pd.DataFrame]
+    seen_keys: set[str]
+    skipped: int
+
+
 def to_observations(
     runs: Sequence[TrackedRun],
     *,
@@ -181,61 +202,89 @@ def to_observations(
     runs = merge_runs(runs)
     if not runs:
         raise UserError(f"{source}: no runs found")
+    keys = _Keys(n, d, metrics, samples_seen, flops, split)
     rows: list[pd.DataFrame] = []
     seen_keys: set[str] = set()
     skipped_nonfinite = 0
     for run in runs:
         for key, value in (runs_table or {}).get(run.name, {}).items():
             run.params.setdefault(key, value)
-        n_value, n_key = _size(run, n, N_KEYS, "N", "--n")
-        d_value, d_key = _size(run, d, D_KEYS, "D", "--d")
-        # Histories named like the columns fill them unless told otherwise (as the study's own logging writes).
-        columns = {
-            "samples_seen": samples_seen or ("samples_seen" if "samples_seen" in run.series else None),
-            "flops": flops or ("flops" if "flops" in run.series else None),
-        }
-        for column, key in columns.items():
-            if key is not None and key not in run.series:
-                raise UserError(f"{run.where}: no metric history '{key}' for {column} (--{column.replace('_', '-')})")
-        per_step = {column: _by_step(run.series[key]) for column, key in columns.items() if key is not None}
-        not_metrics = {n_key, d_key, *(k for k in columns.values() if k)}
-        for key, points in run.series.items():
-            if key in not_metrics:
-                continue
-            seen_keys.add(key)
-            metric, split_name = split_metric(key, split)
-            if metrics and key not in metrics and metric not in metrics:
-                continue
-            steps, values = (np.array(v, dtype=float) for v in zip(*sorted(points), strict=True))
-            finite = np.isfinite(values) & np.isfinite(steps)
-            skipped_nonfinite += int((~finite).sum())
-            steps, values = steps[finite], values[finite]
-            part = pd.DataFrame(
-                {
-                    "run_id": run.name,
-                    "n_params": n_value,
-                    "dataset_size": d_value,
-                    "samples_seen": [per_step.get("samples_seen", {}).get(s, np.nan) for s in steps],
-                    "steps": steps,
-                    "flops": [per_step.get("flops", {}).get(s, np.nan) for s in steps],
-                    "metric": metric,
-                    "split": split_name,
-                    "value": values,
-                }
-            )
-            rows.append(part)
+        found = _run_rows(run, keys)
+        rows += found.frames
+        seen_keys |= found.seen_keys
+        skipped_nonfinite += found.skipped
     if metrics:
-        found = {split_metric(k, split)[0] for k in seen_keys} | seen_keys
-        absent = [m for m in metrics if m not in found]
-        if absent:
-            listed = ", ".join(sorted(seen_keys)[:20]) or "none"
-            raise UserError(f"{source}: no run logs the metric '{absent[0]}'; metrics are {listed}")
+        _check_metrics_logged(metrics, seen_keys, split, source)
     if not rows:
         raise UserError(f"{source}: the runs log no metric histories")
     if skipped_nonfinite:
         warnings.warn(f"{source}: left out {skipped_nonfinite} point(s) that are not finite numbers", stacklevel=2)
+    return _assembled(rows)
+
+
+def _side_columns(run: TrackedRun, keys: _Keys) -> dict[str, str | None]:
+    """The histories that fill samples_seen and flops (None: none); a UserError for one named but not logged."""
+    # Histories named like the columns fill them unless told otherwise (as the study's own logging writes).
+    columns = {
+        "samples_seen": keys.samples_seen or ("samples_seen" if "samples_seen" in run.series else None),
+        "flops": keys.flops or ("flops" if "flops" in run.series else None),
+    }
+    for column, key in columns.items():
+        if key is not None and key not in run.series:
+            raise UserError(f"{run.where}: no metric history '{key}' for {column} (--{column.replace('_', '-')})")
+    return columns
+
+
+def _run_rows(run: TrackedRun, keys: _Keys) -> _RunRows:
+    """One run's metric histories as observation rows, with its N, D and the side columns at the same steps."""
+    n_value, n_key = _size(run, keys.n, N_KEYS, "N", "--n")
+    d_value, d_key = _size(run, keys.d, D_KEYS, "D", "--d")
+    columns = _side_columns(run, keys)
+    per_step = {column: _by_step(run.series[key]) for column, key in columns.items() if key is not None}
+    not_metrics = {n_key, d_key, *(k for k in columns.values() if k)}
+    frames: list[pd.DataFrame] = []
+    seen_keys: set[str] = set()
+    skipped = 0
+    for key, points in run.series.items():
+        if key in not_metrics:
+            continue
+        seen_keys.add(key)
+        metric, split_name = split_metric(key, keys.split)
+        if keys.metrics and key not in keys.metrics and metric not in keys.metrics:
+            continue
+        steps, values = (np.array(v, dtype=float) for v in zip(*sorted(points), strict=True))
+        finite = np.isfinite(values) & np.isfinite(steps)
+        skipped += int((~finite).sum())
+        steps, values = steps[finite], values[finite]
+        part = pd.DataFrame(
+            {
+                "run_id": run.name,
+                "n_params": n_value,
+                "dataset_size": d_value,
+                "samples_seen": [per_step.get("samples_seen", {}).get(s, np.nan) for s in steps],
+                "steps": steps,
+                "flops": [per_step.get("flops", {}).get(s, np.nan) for s in steps],
+                "metric": metric,
+                "split": split_name,
+                "value": values,
+            }
+        )
+        frames.append(part)
+    return _RunRows(frames, seen_keys, skipped)
+
+
+def _check_metrics_logged(metrics: Sequence[str], seen_keys: set[str], split: str, source: str) -> None:
+    """A UserError naming the first of `metrics` that no run logs (by key or by metric name)."""
+    found = {split_metric(k, split)[0] for k in seen_keys} | seen_keys
+    absent = [m for m in metrics if m not in found]
+    if absent:
+        listed = ", ".join(sorted(seen_keys)[:20]) or "none"
+        raise UserError(f"{source}: no run logs the metric '{absent[0]}'; metrics are {listed}")
+
+
+def _assembled(rows: list[pd.DataFrame]) -> pd.DataFrame:
+    """The runs' rows as one table in the schema; a step logged twice (a resumed run) keeps the value written last."""
     frame = pd.concat(rows, ignore_index=True)
-    # A step logged twice (a resumed run) keeps the value written last.
     frame = frame.drop_duplicates(["run_id", "metric", "split", "steps"], keep="last")
     frame = frame.sort_values(["run_id", "metric", "split", "steps"], kind="stable").reset_index(drop=True)
     return _typed(frame)

@@ -6,6 +6,7 @@ missing when the data do not support it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ class ComputeOptimal:
         self, data: pd.DataFrame | Curves, columns: dict[str, str | None] | None = None, **selection: Any
     ) -> ComputeOptimal:
         """Fit every method the data allow; `selection` passes through to `select_curves` (source, metric, split)."""
-        self._check_options()
+        self.check_options()
         curves = (
             data
             if isinstance(data, Curves)
@@ -126,23 +127,25 @@ class ComputeOptimal:
         self.envelope_ = envelope(self.envelope_curves_, self.n_bins, raw_value=raw_value)
         self.near_optimal_ = near_optimal(self.envelope_curves_, self.n_bins, self.tolerance)
 
-    def _check_options(self) -> None:
+    def check_options(self, flag: Callable[[str], str] = str) -> None:
+        """A UserError naming the first setting that cannot be used; `flag` spells its name (the CLI's --bins)."""
         if self.method not in (*METHODS, "all"):
-            raise UserError(f"unknown method '{self.method}'; choose envelope, isoflop, parametric or all")
+            choices = "envelope, isoflop, parametric or all"
+            raise UserError(f"{flag('method')}: unknown method '{self.method}'; choose {choices}")
         if self.envelope not in ENVELOPES:
-            raise UserError(f"unknown envelope '{self.envelope}'; choose robust or raw")
+            raise UserError(f"{flag('envelope')}: unknown envelope '{self.envelope}'; choose robust or raw")
         if not (np.isfinite(self.samples_per_datum) and self.samples_per_datum > 0):
-            raise UserError(f"samples_per_datum must be a finite number > 0, got {self.samples_per_datum}")
+            raise UserError(f"{flag('samples_per_datum')} must be a finite number > 0, got {self.samples_per_datum}")
         if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
-            raise UserError(f"budget must be a finite number > 0 FLOPs, got {self.budget}")
-        check_whole("n_bins", self.n_bins, minimum=1)
-        check_whole("n_budgets", self.n_budgets, minimum=1)
-        check_whole("bootstrap", self.bootstrap, unit="resamples")
-        check_whole("seed", self.seed)
+            raise UserError(f"{flag('budget')} must be a finite number > 0 FLOPs, got {self.budget}")
+        check_whole(flag("n_bins"), self.n_bins, minimum=1)
+        check_whole(flag("n_budgets"), self.n_budgets, minimum=1)
+        check_whole(flag("bootstrap"), self.bootstrap, unit="resamples")
+        check_whole(flag("seed"), self.seed)
         if not (np.isfinite(self.tolerance) and self.tolerance >= 0):
-            raise UserError(f"tolerance must be a finite number >= 0 (0.01 is 1%), got {self.tolerance}")
-        check_level("ci_level", self.ci_level)
-        check_flops_per_param_sample(self.flops_per_param_sample)
+            raise UserError(f"{flag('tolerance')} must be a finite number >= 0 (0.01 is 1%), got {self.tolerance}")
+        check_level(flag("ci_level"), self.ci_level)
+        check_flops_per_param_sample(self.flops_per_param_sample, flag("flops_per_param_sample"))
 
     # ---- the three methods -----------------------------------------------------------------------
     def _fit_envelope(self, curves: Curves) -> None:

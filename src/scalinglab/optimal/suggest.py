@@ -41,6 +41,7 @@ from scalinglab.errors import UserError, check_flops_per_param_sample, check_lev
 from scalinglab.fit.bootstrap import resample_weights
 from scalinglab.fit.forms.base import Form
 from scalinglab.fit.law import ScalingLaw
+from scalinglab.fit.loss import Loss
 from scalinglab.fit.optimize import minimize
 from scalinglab.observations import FitData
 from scalinglab.optimal.parametric import allocation_coefficients
@@ -122,6 +123,10 @@ def grid_candidates(n_grid: np.ndarray, d_grid: np.ndarray, n: np.ndarray, d: np
     return pairs[~close]
 
 
+NOPT_GRID = 2001  # log-N grid of the numeric N_opt
+NOPT_DECADES = 10.0  # its half-width in decades around sqrt(C / k)
+
+
 class _Decision:
     """The decision quantity of a batch of internal parameters: log10 N_opt at a budget, or the metric at (N, D)."""
 
@@ -137,6 +142,8 @@ class _Decision:
     def values(self, theta: np.ndarray) -> np.ndarray:
         """One value per row of theta; NaN where it is undefined (an exponent at zero for N_opt)."""
         form = self.law.form_
+        if self.budget is not None and form.name != "chinchilla":
+            return numeric_log10_n_opt(form, theta, self.budget, self.k)
         if self.budget is not None:
             params = {k: np.asarray(v, dtype=float) for k, v in form.to_public(theta).items()}
             ok = (params["alpha"] > 0) & (params["beta"] > 0)
@@ -165,6 +172,44 @@ def _interval(values: np.ndarray, ci_level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+@dataclass(frozen=True)
+class _Design:
+    """What the design criterion works from: the fitted law, its runs, the decision and the noise scales."""
+
+    law: ScalingLaw
+    loss: Loss  # the law's fitting loss (the replicas are refitted with it)
+    data: FitData
+    decision: _Decision
+    sigma_fit: float  # the fit's residual scale (log units, floored at MIN_NOISE)
+    sigma: float  # the candidate outcome's log-normal scale
+    ci_level: float
+
+    @property
+    def lx(self) -> np.ndarray:
+        """(2, n) log N and log D of the observed runs."""
+        return np.log(self.data.inputs)
+
+
+@dataclass(frozen=True)
+class _Replicas:
+    """The run-bootstrap refits of the law now: their parameters, decision values and the current interval."""
+
+    theta: np.ndarray  # (bootstrap, P) internal parameters
+    values: np.ndarray  # (bootstrap,) the decision quantity; NaN where undefined
+    lower: float
+    upper: float
+
+    @property
+    def width(self) -> float:
+        """The current interval's width (in decades for log10 N_opt)."""
+        return self.upper - self.lower
+
+    @property
+    def usable(self) -> np.ndarray:
+        """The replicas' parameters where the decision quantity is defined."""
+        return self.theta[np.isfinite(self.values)]
+
+
 def suggest_runs(
     data: FitData,
     *,
@@ -188,44 +233,107 @@ def suggest_runs(
     current interval and the parameter draws the design criterion is averaged over (module docstring).
     """
     _check(data, budget, target, bootstrap, seed, noise, flops_per_param_sample, ci_level)
+    law = _chinchilla_law(data, law, higher_is_better, ceiling)
+    loss = law.loss_function()
+    candidates = _candidate_runs(data, candidates)
+    decision = _Decision(law, budget, target, flops_per_param_sample)
+    sigma_fit = _residual_scale(law, data)
+    sigma = sigma_fit if noise is None else float(noise)
+    design = _Design(law, loss, data, decision, sigma_fit, sigma, ci_level)
+    replicas = _bootstrap_replicas(design, bootstrap, seed)
+    expected, used = _expected_widths(design, replicas, candidates)
+    table = _ranked_table(candidates, replicas.width, expected, flops_per_param_sample)
+    warnings = _suggest_warnings(design, replicas, used, table)
+    current = _current_summary(design, replicas)
+    return Suggestions(table, decision.name, decision.unit, current, sigma, bootstrap, warnings)
+
+
+def _chinchilla_law(data: FitData, law: ScalingLaw | None, higher_is_better: bool, ceiling: float) -> ScalingLaw:
+    """The given law (chinchilla fitted to `data` here when None); a UserError unless it is a law in N and D."""
     if law is None:
         law = ScalingLaw(form="chinchilla", intervals=None, higher_is_better=higher_is_better, ceiling=ceiling)
         law.fit(data)
-    if law.form_.name != "chinchilla":
-        raise UserError(f"suggest needs a chinchilla law in N and D, not '{law.form_.name}'")
-    form, loss = law.form_, law.loss_function()
+    if law.form_.inputs != ("n", "d"):
+        raise UserError(f"suggest needs a law in N and D, not '{law.form_.name}' (a law in {law.form_.inputs})")
+    return law
+
+
+def numeric_log10_n_opt(form: Any, theta: np.ndarray, budget: float, k: float) -> np.ndarray:
+    """log10 N_opt at `budget` for each row of theta, any law in N and D: the minimum of L(N, C / (k N)) over a
+    log grid of N (NOPT_GRID points, +/- NOPT_DECADES around sqrt(C / k)), refined by the parabola through the
+    grid minimum and its neighbours (smooth in theta, as the design's finite differences need). NaN where the
+    minimum is at the grid's edge (no interior optimum)."""
+    centre = 0.5 * np.log(budget / k)
+    log_n = centre + np.linspace(-NOPT_DECADES, NOPT_DECADES, NOPT_GRID) * np.log(10)
+    lx = np.stack([log_n, np.log(budget / k) - log_n])
+    with np.errstate(all="ignore"):
+        values = form.log_predict(np.atleast_2d(theta), lx)  # (B, G); log L is monotone in L
+    values = np.where(np.isfinite(values), values, np.inf)
+    i = np.argmin(values, axis=1)
+    interior = (i > 0) & (i < NOPT_GRID - 1)
+    j = np.clip(i, 1, NOPT_GRID - 2)
+    rows = np.arange(values.shape[0])
+    left, mid, right = values[rows, j - 1], values[rows, j], values[rows, j + 1]
+    curvature = left - 2 * mid + right
+    with np.errstate(all="ignore"):
+        shift = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
+    step = log_n[1] - log_n[0]
+    best = log_n[j] + np.clip(shift, -1, 1) * step
+    return np.where(interior & np.isfinite(best), best / np.log(10), np.nan)
+
+
+def _candidate_runs(data: FitData, candidates: np.ndarray | None) -> np.ndarray:
+    """(K, 2) candidate (N, D): the given ones, or `default_candidates` of the observed runs; checked."""
     n_obs, d_obs = data.inputs
     candidates = default_candidates(n_obs, d_obs) if candidates is None else np.asarray(candidates, dtype=float)
     if candidates.ndim != 2 or candidates.shape[1] != 2 or not len(candidates):
         raise UserError("suggest: no candidate runs (every candidate on the grid is already observed)")
     if np.any(~np.isfinite(candidates) | (candidates <= 0)):
         raise UserError("suggest: candidate N and D must be finite and > 0")
-    decision = _Decision(law, budget, target, flops_per_param_sample)
+    return candidates
 
+
+def _residual_scale(law: ScalingLaw, data: FitData) -> float:
+    """The fit's residual scale in log units (degrees of freedom corrected), floored at MIN_NOISE."""
+    form = law.form_
     lx, ly = np.log(data.inputs), np.log(data.y)
     residual = form.log_predict(law.theta_[None, :], lx)[0] - ly
     scale = np.sqrt(np.sum(residual**2) / max(ly.size - form.n_params, 1))
-    sigma_fit = float(max(scale, MIN_NOISE))
-    sigma = sigma_fit if noise is None else float(noise)
+    return float(max(scale, MIN_NOISE))
 
+
+def _bootstrap_replicas(design: _Design, bootstrap: int, seed: int) -> _Replicas:
+    """Refit the law on `bootstrap` run-bootstrap resamples; the decision quantity and its interval from them."""
+    law, data = design.law, design.data
+    ly = np.log(data.y)
     weights = resample_weights(ly.size, bootstrap, seed, data.groups)
     start = np.repeat(law.theta_[None, :], bootstrap, axis=0)
-    current = minimize(form, lx, ly, start, loss, weights, **REFIT).theta
-    now = decision.values(current)
-    lo, hi = _interval(now, ci_level)
-    current_width = hi - lo  # log10 N_opt for a budget: a width in decades
+    theta = minimize(law.form_, design.lx, ly, start, design.loss, weights, **REFIT).theta
+    values = design.decision.values(theta)
+    lower, upper = _interval(values, design.ci_level)
+    return _Replicas(theta, values, lower, upper)
 
-    usable = current[np.isfinite(now)]
-    n_runs = ly.size if data.groups is None else np.unique(data.groups).size
+
+def _expected_widths(design: _Design, replicas: _Replicas, candidates: np.ndarray) -> tuple[np.ndarray, int]:
+    """((C,) expected interval width once each candidate is run, how many replicas the design average used)."""
+    usable, data = replicas.usable, design.data
+    n_runs = data.y.size if data.groups is None else np.unique(data.groups).size
     copies, chance = copy_chances(n_runs)
     ratios, used = np.ones((copies.size, len(candidates))), 0
     for i, m in enumerate(copies[1:], start=1):  # the candidate drawn m times: its noise variance / m
         if not len(usable):
             ratios[i] = np.nan
             continue
-        ratios[i], used = variance_ratios(form, usable, lx, candidates, decision, sigma_fit, sigma / np.sqrt(m))
-    expected = current_width * mixture_width_ratio(ratios, chance, ci_level)
-    flops = flops_per_param_sample * candidates[:, 0] * candidates[:, 1]
+        noise = design.sigma / np.sqrt(m)
+        ratios[i], used = variance_ratios(
+            design.law.form_, usable, design.lx, candidates, design.decision, design.sigma_fit, noise
+        )
+    return replicas.width * mixture_width_ratio(ratios, chance, design.ci_level), used
+
+
+def _ranked_table(candidates: np.ndarray, current_width: float, expected: np.ndarray, k: float) -> pd.DataFrame:
+    """The candidates' widths, shrinkage and score (shrinkage per FLOP of k N D), ranked best first."""
+    flops = k * candidates[:, 0] * candidates[:, 1]
     shrinkage = current_width - expected
     table = pd.DataFrame(
         {
@@ -241,29 +349,40 @@ def suggest_runs(
     )
     table = table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
-    point = float(decision.values(law.theta_[None, :])[0])
-    warnings = [f"law: {w.replace('; pass --all-points to fit every row', '')}" for w in law.warnings_]
-    undefined = int(np.sum(~np.isfinite(now)))
+    return table
+
+
+def _suggest_warnings(design: _Design, replicas: _Replicas, used: int, table: pd.DataFrame) -> list[str]:
+    """The law's warnings, then notes on replicas left out and on a top pick outside the observed runs."""
+    warnings = [f"law: {w.replace('; pass --all-points to fit every row', '')}" for w in design.law.warnings_]
+    undefined = int(np.sum(~np.isfinite(replicas.values)))
     if undefined:
         warnings.append(
-            f"{undefined} of {bootstrap} replicas have an exponent at zero (N_opt undefined) and are left out of "
-            "the interval and of the design average"
+            f"{undefined} of {replicas.values.size} replicas have an exponent at zero (N_opt undefined) and are left "
+            "out of the interval and of the design average"
         )
-    if used < len(usable):
-        dropped = len(usable) - used
+    n_usable = len(replicas.usable)
+    if used < n_usable:
+        dropped = n_usable - used
         warnings.append(
             f"{dropped} replicas have a singular design (no finite linearised variance) and are left out of the "
             "design average"
         )
-    outside = _outside_observed(table.iloc[0], np.exp(lx))
+    outside = _outside_observed(table.iloc[0], np.exp(design.lx))
     if outside:
         warnings.append(outside)
-    if budget is not None:
+    return warnings
+
+
+def _current_summary(design: _Design, replicas: _Replicas) -> dict[str, float]:
+    """The decision quantity now: point value, interval bounds (N_opt itself for a budget) and width."""
+    point = float(design.decision.values(design.law.theta_[None, :])[0])
+    lo, hi = replicas.lower, replicas.upper
+    if design.decision.budget is not None:
         point_value, lower, upper = 10**point, 10**lo, 10**hi
     else:
         point_value, lower, upper = point, lo, hi
-    current_info = {"value": point_value, "lower": lower, "upper": upper, "width": current_width}
-    return Suggestions(table, decision.name, decision.unit, current_info, sigma, bootstrap, warnings)
+    return {"value": point_value, "lower": lower, "upper": upper, "width": replicas.width}
 
 
 def _outside_observed(top: pd.Series, observed: np.ndarray) -> str | None:

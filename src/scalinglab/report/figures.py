@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -64,15 +65,7 @@ def law_contour(law: ScalingLaw, points: pd.DataFrame, metric: str, profile: Pro
     """Filled contours of the fitted L(N, D) at evenly spaced levels over the observed grid (widened to show
     the profile's cheapest point), the runs as points on the same colour scale, the fitted range as a dashed
     box, the iso-metric profile in black (dashed outside the fitted range) and its cheapest point."""
-    (n_lo, n_hi), (d_lo, d_hi) = law.domain_["n"], law.domain_["d"]
-    n_span, d_span = [n_lo / 1.5, n_hi * 1.5], [d_lo / 1.5, d_hi * 1.5]
-    if profile is not None:  # the cheapest point inside the axes, when it is not absurdly far
-        for span, value, lo, hi in (
-            (n_span, profile.cheapest["n"], n_lo, n_hi),
-            (d_span, profile.cheapest["d"], d_lo, d_hi),
-        ):
-            if lo / 1e3 < value < hi * 1e3:
-                span[0], span[1] = min(span[0], value / 1.5), max(span[1], value * 1.5)
+    n_span, d_span = _contour_spans(law, profile)
     n, d = np.geomspace(*n_span, 140), np.geomspace(*d_span, 140)
     grid_n, grid_d = np.meshgrid(n, d)
     value = quiet_predict(law, n=grid_n.ravel(), d=grid_d.ravel()).reshape(grid_n.shape)
@@ -83,6 +76,44 @@ def law_contour(law: ScalingLaw, points: pd.DataFrame, metric: str, profile: Pro
     fig, ax = plt.subplots(figsize=(6.6, 5.6), layout="constrained")
     cmap = plt.get_cmap("viridis" if law.higher_is_better else "viridis_r")
     filled = ax.contourf(grid_n, grid_d, np.ma.masked_where(~valid, value), levels=levels, cmap=cmap)
+    _draw_runs_and_range(ax, law, points)
+    if not valid.all():
+        ax.text(0.01, 0.01, f"blank: the law leaves the range {metric} can take", transform=ax.transAxes, fontsize=7)
+    if profile is not None:
+        _draw_profile(ax, law, profile, metric)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="model parameters N",
+        ylabel="training data D",
+        xlim=n_span,
+        ylim=d_span,
+        title=f"fitted {metric}(N, D), {law.form_.name} form",
+    )
+    tidy_log_axis(ax.xaxis)
+    tidy_log_axis(ax.yaxis)
+    fig.colorbar(filled, ax=ax, label=f"{metric} ({'higher' if law.higher_is_better else 'lower'} is better)")
+    legend_below(ax, ncol=3)
+    return fig
+
+
+def _contour_spans(law: ScalingLaw, profile: Profile | None) -> tuple[list[float], list[float]]:
+    """The contour's N and D ranges: the fitted range widened 1.5x, and to the profile's cheapest point if near."""
+    (n_lo, n_hi), (d_lo, d_hi) = law.domain_["n"], law.domain_["d"]
+    n_span, d_span = [n_lo / 1.5, n_hi * 1.5], [d_lo / 1.5, d_hi * 1.5]
+    if profile is not None:  # the cheapest point inside the axes, when it is not absurdly far
+        for span, value, lo, hi in (
+            (n_span, profile.cheapest["n"], n_lo, n_hi),
+            (d_span, profile.cheapest["d"], d_lo, d_hi),
+        ):
+            if lo / 1e3 < value < hi * 1e3:
+                span[0], span[1] = min(span[0], value / 1.5), max(span[1], value * 1.5)
+    return n_span, d_span
+
+
+def _draw_runs_and_range(ax: Axes, law: ScalingLaw, points: pd.DataFrame) -> None:
+    """The runs as white points and the fitted range as a dashed box."""
+    (n_lo, n_hi), (d_lo, d_hi) = law.domain_["n"], law.domain_["d"]
     ax.scatter(
         points["n_params"],
         points["dataset_size"],
@@ -105,24 +136,6 @@ def law_contour(law: ScalingLaw, points: pd.DataFrame, metric: str, profile: Pro
             label="fitted range",
         )
     )
-    if not valid.all():
-        ax.text(0.01, 0.01, f"blank: the law leaves the range {metric} can take", transform=ax.transAxes, fontsize=7)
-    if profile is not None:
-        _draw_profile(ax, law, profile, metric)
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="model parameters N",
-        ylabel="training data D",
-        xlim=n_span,
-        ylim=d_span,
-        title=f"fitted {metric}(N, D), {law.form_.name} form",
-    )
-    tidy_log_axis(ax.xaxis)
-    tidy_log_axis(ax.yaxis)
-    fig.colorbar(filled, ax=ax, label=f"{metric} ({'higher' if law.higher_is_better else 'lower'} is better)")
-    legend_below(ax, ncol=3)
-    return fig
 
 
 def _draw_profile(ax, law: ScalingLaw, profile: Profile, metric: str) -> None:

@@ -168,7 +168,7 @@ def _law_section(page: Page, analysis: Analysis) -> None:
     page.heading(f"Performance law: {law.form_.formula}")
     if law.selection_ is not None:
         sel = law.selection_
-        page.text(f"Form chosen by leave-one-{sel.unit}-out error: {sel.choice} ({sel.reason}).")
+        page.text(f"Form selection by {sel.method}: {sel.choice} ({sel.reason}).")
         page.table(selection_table(sel))
     intervals = {
         "profile": f"{percent(law.ci_level)} profile-likelihood intervals (open where the data do not bound a side)",
@@ -225,15 +225,23 @@ def _law_section(page: Page, analysis: Analysis) -> None:
 def selection_table(selection) -> pd.DataFrame:
     """The form-selection table: every candidate's held-out error, the chosen form marked."""
     table = selection.table
-    columns = [
-        c for c in ("form", "free_params", "folds", "cv_error", "cv_log_error", "cv_se", "at_bounds") if c in table
-    ]
+    names = ("form", "free_params", "extrap_folds", "extrap_error", "extrap_log_error", "extrap_se", "folds")
+    columns = [c for c in (*names, "cv_error", "cv_log_error", "cv_se", "at_bounds") if c in table]
     frame = table[columns].copy()
     if "at_bounds" in frame:
         frame["at_bounds"] = frame["at_bounds"].fillna("")
     frame.insert(0, "chosen", np.where(table["form"] == selection.choice, "*", ""))
     return frame.rename(
-        columns={"cv_error": "median rel. held-out error", "cv_log_error": "mean |log error|", "cv_se": "SE"}
+        columns={
+            "extrap_folds": "forward folds",
+            "extrap_error": "median rel. error beyond the cuts",
+            "extrap_log_error": "mean |log error| beyond",
+            "extrap_se": "SE beyond",
+            "folds": "leave-one-out folds",
+            "cv_error": "median rel. held-out error",
+            "cv_log_error": "mean |log error|",
+            "cv_se": "SE",
+        }
     )
 
 
@@ -283,9 +291,7 @@ def _optimal_section(page: Page, analysis: Analysis) -> None:
         if optimal.envelope == "robust"
         else ""
     )
-    page.text(
-        f"Checkpoints within {optimal.tolerance:.0%} of the envelope at their compute, the first 40.{smoothed}"
-    )
+    page.text(f"Checkpoints within {optimal.tolerance:.0%} of the envelope at their compute, the first 40.{smoothed}")
     page.table(optimal.near_optimal_.head(40))
 
 

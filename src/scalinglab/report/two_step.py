@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
@@ -80,16 +81,30 @@ def chained_figure(
     against observed on the held-out points, one colour per method, with their intervals."""
     panels = 2 if held_out is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels + 0.4, 4.6), layout="constrained", squeeze=False)
-    ax = axes[0][0]
+    _chained_panel(axes[0][0], law, direct, data, metric)
+    if held_out is not None:
+        _held_out_panel(axes[0][1], held_out, metric)
+    return fig
+
+
+def _sweep(law: TwoStepLaw) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The first input from half its smallest to 8x its largest value (and where it is fitted), the others at max."""
     names = law.step1_.form_.inputs
-    first = names[0]
-    lo, hi = law.step1_.domain_[first]
+    lo, hi = law.step1_.domain_[names[0]]
     grid = np.geomspace(lo / 2, hi * 8, 80)
-    inputs = {first: grid}
+    inputs = {names[0]: grid}
     for other in names[1:]:
         inputs[other] = np.full(grid.size, law.step1_.domain_[other][1])
+    return inputs, (grid >= lo) & (grid <= hi)
+
+
+def _chained_panel(ax: Axes, law: TwoStepLaw, direct: ScalingLaw | None, data: TwoStepData, metric: str) -> None:
+    """The chained prediction (with its band) and the direct law against the first input; runs' last checkpoints."""
+    names = law.step1_.form_.inputs
+    first = names[0]
+    inputs, inside = _sweep(law)
+    grid = inputs[first]
     chained = _quiet(law.predict, **inputs)
-    inside = (grid >= lo) & (grid <= hi)
     ax.plot(np.where(inside, grid, np.nan), chained, color="tab:blue", lw=2, label="two-step (chained)")
     ax.plot(np.where(inside, np.nan, grid), chained, color="tab:blue", **EXTRAPOLATED)
     if law.bootstrap_theta_ is not None:
@@ -104,39 +119,43 @@ def chained_figure(
     suffix = f" at {names[-1]} = {number(law.step1_.domain_[names[-1]][1])}" if len(names) > 1 else ""
     label = {"n": "model parameters N", "d": "training data D", "x": "x"}.get(first, first)
     ax.set(xscale="log", xlabel=label, ylabel=metric, title=f"chained vs direct{suffix}")
-    low, high = float(np.min(data.y)), float(np.max(data.y))
+    _metric_limits(ax, law, data.y)
+    tidy_log_axis(ax.xaxis)
+    legend_below(ax, 2)
+
+
+def _metric_limits(ax: Axes, law: TwoStepLaw, y: np.ndarray) -> None:
+    """The metric axis around the observed values: linear within [0, ceiling] when higher is better, else log."""
+    low, high = float(np.min(y)), float(np.max(y))
     if law.higher_is_better:
         ax.set_ylim(max(0.0, low - 0.2 * (high - low)), min(law.ceiling, high + 0.2 * (high - low)))
     else:
         ax.set_yscale("log")
         ax.set_ylim(low / 2, high * 2)  # a band that leaves the metric's range is cut at the axes
         tidy_log_axis(ax.yaxis)
-    tidy_log_axis(ax.xaxis)
-    legend_below(ax, 2)
-    if held_out is not None:
-        right = axes[0][1]
-        colours = ("tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red")
-        for k, (method, rows) in enumerate(held_out.groupby("method", sort=True)):
-            colour = colours[k % len(colours)]
-            err = np.vstack([rows["predicted"] - rows["lower"], rows["upper"] - rows["predicted"]])
-            right.errorbar(
-                rows["observed"],
-                rows["predicted"],
-                yerr=np.where(np.isfinite(err), np.abs(err), 0),
-                fmt="o",
-                ms=4,
-                color=colour,
-                alpha=0.8,
-                label=method,
-            )
-        both = pd.concat([held_out["observed"], held_out["predicted"]])
-        edge = [float(both.min()), float(both.max())]
-        right.plot(edge, edge, color="grey", lw=1, ls=":")
-        right.set(
-            xlabel=f"observed {metric}", ylabel=f"predicted {metric}", title="held-out runs: predicted vs observed"
+
+
+def _held_out_panel(ax: Axes, held_out: pd.DataFrame, metric: str) -> None:
+    """Predicted against observed on a backtest's held-out points, one colour per method, with their intervals."""
+    colours = ("tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red")
+    for k, (method, rows) in enumerate(held_out.groupby("method", sort=True)):
+        colour = colours[k % len(colours)]
+        err = np.vstack([rows["predicted"] - rows["lower"], rows["upper"] - rows["predicted"]])
+        ax.errorbar(
+            rows["observed"],
+            rows["predicted"],
+            yerr=np.where(np.isfinite(err), np.abs(err), 0),
+            fmt="o",
+            ms=4,
+            color=colour,
+            alpha=0.8,
+            label=method,
         )
-        legend_below(right, 2)
-    return fig
+    both = pd.concat([held_out["observed"], held_out["predicted"]])
+    edge = [float(both.min()), float(both.max())]
+    ax.plot(edge, edge, color="grey", lw=1, ls=":")
+    ax.set(xlabel=f"observed {metric}", ylabel=f"predicted {metric}", title="held-out runs: predicted vs observed")
+    legend_below(ax, 2)
 
 
 def backtest_table(result: Any) -> pd.DataFrame:

@@ -7,16 +7,17 @@ from their checkpoints.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as Display
 
 from scalinglab.errors import UserError
 from scalinglab.study import executors
-from scalinglab.study.config import check_task_options
-from scalinglab.study.records import Done, Event, Failed, Notice, Progress, Skipped, Started
+from scalinglab.study.config import StudyConfig, check_task_options
+from scalinglab.study.records import Done, Event, Failed, Notice, Progress, RunSpec, Skipped, Started
 from scalinglab.study.store import Store
 from scalinglab.study.tracking import Tracker
 
@@ -58,6 +59,82 @@ def check_executor(
     return address
 
 
+@dataclass(frozen=True)
+class _Executor:
+    """Where the runs train: the executor's name, the local workers, and Ray's address and timeout."""
+
+    name: str
+    workers: int
+    address: str | None
+    ray_timeout: float
+
+    def run(self, config: StudyConfig, specs: list[RunSpec], runs_dir: Path, emit: executors.Emit) -> None:
+        """Train `specs` on this executor; every event comes back through `emit`."""
+        if self.name == "ray":
+            executors.run_ray(config, specs, runs_dir, emit, self.address, self.ray_timeout)
+        elif self.workers == 1:
+            executors.run_sequential(config, specs, runs_dir, emit)
+        else:
+            executors.run_local_pool(config, specs, runs_dir, emit, self.workers)
+
+
+class _Recorder:
+    """The driver's `emit`: records each run's events in the store, the trackers and the progress display."""
+
+    def __init__(self, store: Store, display: Display, track: Tracker, console: Console, overall: TaskID) -> None:
+        self.store, self.display, self.track, self.console, self.overall = store, display, track, console, overall
+        self.bars: dict[str, int] = {}
+        self.marked: set[str] = set()  # runs this driver marked running
+
+    def say(self, text: str) -> None:
+        """One line on the console, however long."""
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __call__(self, event: Event) -> None:
+        """Record one event; a run that ended before it could start is marked started first."""
+        run_id = event.run_id
+        if isinstance(event, (Done, Failed)) and run_id not in self.marked:  # it ended before it could start
+            self(Started(run_id))
+        self.track(event)  # mirrors to TensorBoard / MLflow when the config's `logging:` asks for it
+        if isinstance(event, Started):
+            self.store.mark_running(run_id)
+            self.marked.add(run_id)
+            self.bars[run_id] = self.display.add_task(f"  {run_id}", total=None, info="starting")
+        elif isinstance(event, Progress):
+            if run_id in self.bars:
+                info = f"loss {event.loss:.4g}"
+                self.display.update(self.bars[run_id], completed=event.step, total=event.total, info=info)
+        elif isinstance(event, Notice):
+            self.say(f"run {run_id}: {event.text}")
+        elif isinstance(event, Done):
+            self._done(event)
+        elif isinstance(event, Failed):
+            self._failed(event)
+        elif isinstance(event, Skipped):
+            self._skipped(event)
+
+    def _done(self, event: Done) -> None:
+        """A finished run: its result in the store, its bar removed, the overall bar advanced."""
+        self.store.record_done(event.result)
+        _finish(self.display, self.bars, event.run_id)
+        self.display.advance(self.overall)
+
+    def _failed(self, event: Failed) -> None:
+        """A failed run: its error in the store and on the console, its bar removed, the overall bar advanced."""
+        self.store.mark_failed(event.run_id, event.error)
+        _finish(self.display, self.bars, event.run_id)
+        self.say(f"run {event.run_id} failed: {event.error}")
+        self.display.advance(self.overall)
+
+    def _skipped(self, event: Skipped) -> None:
+        """A run another process holds: no longer marked running by this driver, its bar removed, said why."""
+        run_id = event.run_id
+        if run_id in self.marked:
+            self.store.mark_not_running(run_id)
+        _finish(self.display, self.bars, run_id)
+        self.say(f"run {run_id} skipped: {event.reason}; resume the study once that process has ended")
+
+
 def execute(
     store: Store,
     executor: str = "local",
@@ -79,49 +156,9 @@ def execute(
         overall = display.add_task(
             "runs", total=len(all_runs), info="", completed=int((all_runs.status == "done").sum())
         )
-        bars: dict[str, int] = {}
-        marked: set[str] = set()  # runs this driver marked running
-
-        def say(text: str) -> None:
-            console.print(text, markup=False, highlight=False, soft_wrap=True)  # one line, however long
-
-        def emit(event: Event) -> None:
-            run_id = event.run_id
-            if isinstance(event, (Done, Failed)) and run_id not in marked:  # it ended before it could start
-                emit(Started(run_id))
-            track(event)  # mirrors to TensorBoard / MLflow when the config's `logging:` asks for it
-            if isinstance(event, Started):
-                store.mark_running(run_id)
-                marked.add(run_id)
-                bars[run_id] = display.add_task(f"  {run_id}", total=None, info="starting")
-            elif isinstance(event, Progress):
-                if run_id in bars:
-                    info = f"loss {event.loss:.4g}"
-                    display.update(bars[run_id], completed=event.step, total=event.total, info=info)
-            elif isinstance(event, Notice):
-                say(f"run {run_id}: {event.text}")
-            elif isinstance(event, Done):
-                store.record_done(event.result)
-                _finish(display, bars, run_id)
-                display.advance(overall)
-            elif isinstance(event, Failed):
-                store.mark_failed(run_id, event.error)
-                _finish(display, bars, run_id)
-                say(f"run {run_id} failed: {event.error}")
-                display.advance(overall)
-            elif isinstance(event, Skipped):
-                if run_id in marked:
-                    store.mark_not_running(run_id)
-                _finish(display, bars, run_id)
-                say(f"run {run_id} skipped: {event.reason}; resume the study once that process has ended")
-
+        emit = _Recorder(store, display, track, console, overall)
         started = time.perf_counter()
-        if executor == "ray":
-            executors.run_ray(config, specs, runs_dir, emit, address, ray_timeout)
-        elif workers == 1:
-            executors.run_sequential(config, specs, runs_dir, emit)
-        else:
-            executors.run_local_pool(config, specs, runs_dir, emit, workers)
+        _Executor(executor, workers, address, ray_timeout).run(config, specs, runs_dir, emit)
         display.update(overall, info=f"{time.perf_counter() - started:.1f}s")
     counts = store.runs()["status"].value_counts().to_dict()
     return {k: int(v) for k, v in counts.items()}

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from scalinglab.errors import UserError
 from scalinglab.fit.forms.base import Form, Param
-from scalinglab.fit.forms.data_constrained import DATA_CONSTRAINED
+from scalinglab.fit.forms.data_constrained import DATA_CONSTRAINED, DATA_CONSTRAINED_FULL
+from scalinglab.fit.forms.modern import CHINCHILLA_NBETA, FARSEER
 from scalinglab.fit.forms.one_var import BNSL1, BNSL2, M3, POWER, POWER_OFFSET
 from scalinglab.fit.forms.saturating import SATURATING
 from scalinglab.fit.forms.two_var import (
@@ -26,7 +27,10 @@ _ALL = (
     CHINCHILLA_SHARED,
     CHINCHILLA_NO_FLOOR_SHARED,
     KAPLAN,
+    CHINCHILLA_NBETA,
+    FARSEER,
     DATA_CONSTRAINED,
+    DATA_CONSTRAINED_FULL,
     POWER,
     POWER_OFFSET,
     M3,

@@ -1,0 +1,133 @@
+"""Benchmark: the extrapolation league table. Fit on the runs below a compute cut, predict the larger rest.
+
+For each public table in ../shared/data that has N and D, every two-variable form (and the steps-aware ones
+where the table has samples seen) is fitted on the runs whose compute is at or below the cut and predicts every
+run above it; `auto` is the `FormSearch` choice (scoring by extrapolation) among the default candidates (and
+data_constrained where the table has samples seen), made on the same kept runs only; `auto+nbeta` adds
+chinchilla_nbeta to its candidates.
+Per form: the mean relative error of the held-out predictions, R^2 of the held-out values (1 - SS_res / SS_tot,
+in the metric's units: below 0 is worse than predicting their mean), and the share of held-out values inside
+the 90% bootstrap interval of the prediction (parameter uncertainty only, so it undercovers noisy runs).
+On the data-constrained table D is the unique data U; the two-variable laws read (N, U) and ignore repetition.
+
+    .venv/bin/python benchmarks/bench_league.py [--cut 0.75] [--bootstrap 30] [--tables chinchilla,data_constrained]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab import FormSearch, ScalingLaw
+from scalinglab.observations import FitData
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+TWO_VAR = ["chinchilla", "chinchilla_shared", "chinchilla_no_floor", "kaplan", "chinchilla_nbeta", "farseer"]
+STEPS_AWARE = ["data_constrained", "data_constrained_full"]
+
+
+def chinchilla() -> tuple[pd.DataFrame, bool]:
+    """245 Chinchilla runs: N, D = C / (6 N), final loss."""
+    table = pd.read_csv(DATA / "chinchilla_epoch" / "svg_extracted_data.csv")
+    n, c = table["Model Size"].to_numpy(float), table["Training FLOP"].to_numpy(float)
+    return pd.DataFrame({"n": n, "d": c / (6 * n), "seen": c / (6 * n), "y": table["loss"]}), False
+
+
+def data_constrained() -> tuple[pd.DataFrame, bool]:
+    """161 runs repeating a finite dataset: N, unique tokens U (d), tokens processed (seen), final loss."""
+    table = pd.read_csv(DATA / "data_constrained" / "runs.csv")
+    return pd.DataFrame(
+        {"n": table["params"], "d": table["unique_tokens"], "seen": table["tokens"], "y": table["loss"]}
+    ), True
+
+
+TABLES = {"chinchilla": chinchilla, "data_constrained": data_constrained}
+
+
+def fit_data(frame: pd.DataFrame, inputs: tuple[str, ...]) -> FitData:
+    groups = np.array([f"run{i}" for i in range(len(frame))])
+    return FitData(frame[list(inputs)].to_numpy(float).T, inputs, frame["y"].to_numpy(float), groups, "table")
+
+
+def scores(law: ScalingLaw, test: FitData) -> dict[str, float]:
+    """Mean relative error, R^2 and 90% interval coverage of `law` on the held-out points."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        given = dict(zip(test.input_names, test.inputs, strict=True))
+        point, lo, hi = law.predict(return_ci=True, **given)
+    y = test.y
+    return {
+        "mean_rel_error": float(np.mean(np.abs(point / y - 1))),
+        "r2": float(1 - np.sum((point - y) ** 2) / np.sum((y - y.mean()) ** 2)),
+        "coverage90": float(np.mean((lo <= y) & (y <= hi))),
+    }
+
+
+def league(name: str, cut: float, bootstrap: int) -> pd.DataFrame:
+    frame, steps = TABLES[name]()
+    compute = frame["n"] * frame["seen"]
+    keep = compute <= compute.quantile(cut)
+    rows = []
+    options = {"bootstrap": bootstrap, "seed": 0, "ci_level": 0.9, "intervals": None}
+    for form in TWO_VAR + (STEPS_AWARE if steps else []):
+        inputs = ("n", "d", "seen") if form in STEPS_AWARE else ("n", "d")
+        data = fit_data(frame, inputs)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            law = ScalingLaw(form=form, **options).fit(data.subset(keep.to_numpy()))
+        rows.append(
+            {"form": form} | scores(law, data.subset(~keep.to_numpy())) | {"seconds": time.perf_counter() - start}
+        )
+    for label, candidates in (("auto", TWO_VAR[:4]), ("auto+nbeta", [*TWO_VAR[:4], "chinchilla_nbeta"])):
+        candidates = candidates + (["data_constrained"] if steps else [])
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if steps:  # the two-variable candidates read (N, U); data_constrained reads (N, U, samples seen)
+                search = _steps_search(frame[keep.to_numpy()], candidates, options)
+            else:
+                search = FormSearch(ScalingLaw(**options), candidates).fit(fit_data(frame[keep.to_numpy()], ("n", "d")))
+        best = search.best_estimator_
+        test = fit_data(frame[~keep.to_numpy()], tuple(best.form_.inputs))
+        row = {"form": f"{label} ({search.best_form_})"} | scores(best, test)
+        rows.append(row | {"seconds": time.perf_counter() - start})
+    out = pd.DataFrame(rows)
+    out.insert(0, "table", name)
+    out["n_train"], out["n_test"] = int(keep.sum()), int((~keep).sum())
+    return out
+
+
+def _steps_search(kept: pd.DataFrame, candidates: list[str], options: dict) -> FormSearch:
+    """FormSearch on a table with samples seen: two-variable laws in (N, U), data_constrained in (N, U, seen)."""
+    table = pd.DataFrame(
+        {
+            "run_id": [f"run{i}" for i in range(len(kept))],
+            "n_params": kept["n"].to_numpy(),
+            "dataset_size": kept["d"].to_numpy(),
+            "samples_seen": kept["seen"].to_numpy(),
+            "value": kept["y"].to_numpy(),
+        }
+    )
+    search = FormSearch(ScalingLaw(**options), candidates)
+    return search.fit(table, {"seen": "samples_seen"}, final_only=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cut", type=float, default=0.75, help="compute quantile: fit at or below, predict above")
+    parser.add_argument("--bootstrap", type=int, default=30)
+    parser.add_argument("--tables", default=",".join(TABLES))
+    args = parser.parse_args()
+    pd.set_option("display.width", 200)
+    for name in args.tables.split(","):
+        print(league(name, args.cut, args.bootstrap).round(4).to_string(index=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
