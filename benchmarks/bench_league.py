@@ -10,7 +10,10 @@ in the metric's units: below 0 is worse than predicting their mean), and the sha
 the 90% bootstrap interval of the prediction (parameter uncertainty only, so it undercovers noisy runs).
 On the data-constrained table D is the unique data U; the two-variable laws read (N, U) and ignore repetition.
 
-    .venv/bin/python benchmarks/bench_league.py [--cut 0.75] [--bootstrap 30] [--tables chinchilla,data_constrained]
+    .venv/bin/python benchmarks/bench_league.py [--cut 0.75] [--bootstrap 30] [--tables NAME,...] [--curves K]
+
+The Revisiting curves (one-variable laws in the examples seen) come with their own split: the points marked for
+fitting, and the larger ones to extrapolate to.
 """
 
 from __future__ import annotations
@@ -47,6 +50,46 @@ def data_constrained() -> tuple[pd.DataFrame, bool]:
 
 
 TABLES = {"chinchilla": chinchilla, "data_constrained": data_constrained}
+ONE_VAR = ["power", "power_offset", "m4", "bnsl1"]
+
+
+def revisiting_curves(limit: int | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """The 92 learning curves of Alabdulmohsin et al. (2022): seen examples x, loss, Training 1 (fit) / 0 (predict)."""
+    folder = DATA / "revisiting_scaling_laws"
+    table = pd.concat([pd.read_csv(folder / f"benchmark.{kind}.csv") for kind in ("vision", "lang")]).drop_duplicates()
+    curves = [(" / ".join(map(str, key)), group) for key, group in table.groupby(["Domain", "Task", "Model"])]
+    return curves[:limit] if limit else curves
+
+
+def revisiting(bootstrap: int, limit: int | None = None) -> pd.DataFrame:
+    """Per form and for auto, over the curves: mean of the per-curve mean relative error on the held-out points,
+    median R^2, mean 90% coverage, and how often the form is within 10% of the curve's best form."""
+    rows = []
+    options = {"bootstrap": bootstrap, "seed": 0, "ci_level": 0.9, "intervals": None}
+    for name, curve in revisiting_curves(limit):
+        data = FitData(curve[["Seen Examples"]].to_numpy(float).T, ("x",), curve["Loss"].to_numpy(float), None, name)
+        train = (curve["Training"] == 1).to_numpy()
+        fit_on, test = data.subset(train), data.subset(~train)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for form in ONE_VAR:
+                law = ScalingLaw(form=form, **options).fit(fit_on)
+                rows.append({"curve": name, "form": form} | scores(law, test))
+            search = FormSearch(ScalingLaw(**options), ONE_VAR).fit(fit_on)
+        rows.append(
+            {"curve": name, "form": "auto"} | scores(search.best_estimator_, test) | {"chose": search.best_form_}
+        )
+    per = pd.DataFrame(rows)
+    best = per[per["form"] != "auto"].groupby("curve")["mean_rel_error"].min()
+    per["near_best"] = per["mean_rel_error"] <= 1.1 * per["curve"].map(best)
+    out = per.groupby("form", sort=False).agg(
+        mean_rel_error=("mean_rel_error", "mean"),
+        median_r2=("r2", "median"),
+        coverage90=("coverage90", "mean"),
+        within_10pct_of_best=("near_best", "mean"),
+    )
+    out.insert(0, "table", f"revisiting ({per['curve'].nunique()} curves)")
+    return out.reset_index()
 
 
 def fit_data(frame: pd.DataFrame, inputs: tuple[str, ...]) -> FitData:
@@ -63,7 +106,7 @@ def scores(law: ScalingLaw, test: FitData) -> dict[str, float]:
     y = test.y
     return {
         "mean_rel_error": float(np.mean(np.abs(point / y - 1))),
-        "r2": float(1 - np.sum((point - y) ** 2) / np.sum((y - y.mean()) ** 2)),
+        "r2": float(1 - np.sum((point - y) ** 2) / spread) if (spread := np.sum((y - y.mean()) ** 2)) > 0 else np.nan,
         "coverage90": float(np.mean((lo <= y) & (y <= hi))),
     }
 
@@ -122,11 +165,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cut", type=float, default=0.75, help="compute quantile: fit at or below, predict above")
     parser.add_argument("--bootstrap", type=int, default=30)
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--tables", default=",".join([*TABLES, "revisiting"]))
+    parser.add_argument("--curves", type=int, default=None, help="only the first K Revisiting curves")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     for name in args.tables.split(","):
-        print(league(name, args.cut, args.bootstrap).round(4).to_string(index=False), flush=True)
+        table = (
+            revisiting(args.bootstrap, args.curves) if name == "revisiting" else league(name, args.cut, args.bootstrap)
+        )
+        print(table.round(4).to_string(index=False), flush=True)
 
 
 if __name__ == "__main__":
