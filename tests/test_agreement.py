@@ -130,19 +130,38 @@ def test_the_verdict_says_when_exponents_overlap_but_the_budget_does_not():
     from scalinglab.report.verdict import methods_sentence
 
     exponents = pd.DataFrame(
-        {"method": ["envelope", "parametric"], "quantity": ["N", "N"], "exponent": [0.59, 0.5],
-         "lower": [0.32, 0.5], "upper": [0.82, 0.5]}
+        {
+            "method": ["envelope", "parametric"],
+            "quantity": ["N", "N"],
+            "exponent": [0.59, 0.5],
+            "lower": [0.32, 0.5],
+            "upper": [0.82, 0.5],
+        }
     )
-    columns = ["quantity", "compared", "budget", "methods", "verdict", "consensus", "spread_low", "spread_high",
-               "common_lower", "common_upper"]
+    columns = [
+        "quantity",
+        "compared",
+        "budget",
+        "methods",
+        "verdict",
+        "consensus",
+        "spread_low",
+        "spread_high",
+        "common_lower",
+        "common_upper",
+    ]
     table = pd.DataFrame(
-        [("N", "exponent", np.nan, "envelope,parametric", "agree", 0.5, 0.5, 0.59, 0.5, 0.5),
-         ("N", "at largest", 1e21, "envelope,parametric", "disagree", np.nan, 1e8, 1e10, np.nan, np.nan)],
+        [
+            ("N", "exponent", np.nan, "envelope,parametric", "agree", 0.5, 0.5, 0.59, 0.5, 0.5),
+            ("N", "at largest", 1e21, "envelope,parametric", "disagree", np.nan, 1e8, 1e10, np.nan, np.nan),
+        ],
         columns=columns,
     )
     estimates = pd.DataFrame(
-        [("N", "at largest", 1e21, "envelope", 1e10, 5e9, 2e10),
-         ("N", "at largest", 1e21, "parametric", 1e8, 5e7, 2e8)],
+        [
+            ("N", "at largest", 1e21, "envelope", 1e10, 5e9, 2e10),
+            ("N", "at largest", 1e21, "parametric", 1e8, 5e7, 2e8),
+        ],
         columns=["quantity", "compared", "budget", "method", "value", "lower", "upper"],
     )
     optimal = SimpleNamespace(exponents_=exponents, agreement_=Agreement(table, estimates))

@@ -130,5 +130,9 @@ def test_option_groups_expand_into_options_and_come_back_as_one_object():
     app.command()(command)
     result = CliRunner().invoke(app, ["x.csv", "--metric", "loss", "--higher-is-better", "--top", "5"])
     assert result.exit_code == 0, result.output
-    assert seen == {"rows": Rows(metric="loss"), "direction": Direction(higher_is_better=True), "top": 5,
-                    "path": "x.csv"}
+    assert seen == {
+        "rows": Rows(metric="loss"),
+        "direction": Direction(higher_is_better=True),
+        "top": 5,
+        "path": "x.csv",
+    }

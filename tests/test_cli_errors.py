@@ -14,7 +14,6 @@ from scalinglab.testing import example_curves, example_observations
 pytestmark = pytest.mark.slow  # every test here runs the CLI in a fresh process
 
 
-
 def run(*args):
     env = {**os.environ, "COLUMNS": "400"}  # help text on one line per option
     return subprocess.run(

@@ -35,8 +35,14 @@ def curves(noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
                 seen = unique * epochs
                 value = true_loss(np.array(n), np.array(unique), np.array(seen)) * np.exp(noise * rng.normal())
                 rows.append(
-                    {"run_id": f"{n:g}-{unique:g}", "n_params": n, "dataset_size": unique, "samples_seen": seen,
-                     "steps": epochs, "value": float(value)}
+                    {
+                        "run_id": f"{n:g}-{unique:g}",
+                        "n_params": n,
+                        "dataset_size": unique,
+                        "samples_seen": seen,
+                        "steps": epochs,
+                        "value": float(value),
+                    }
                 )
     return pd.DataFrame(rows)
 
@@ -135,8 +141,9 @@ def test_cli_fits_every_checkpoint_and_refuses_unknown_candidates(tmp_path):
     path = tmp_path / "curves.csv"
     curves().rename(columns={"samples_seen": "seen so far"}).to_csv(path, index=False)
     args = [sys.executable, "-m", "scalinglab", "fit", str(path), "--seen", "seen so far", "--intervals", "bootstrap"]
-    out = subprocess.run([*args, "--form", "data_constrained", "--bootstrap", "20", "--json"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [*args, "--form", "data_constrained", "--bootstrap", "20", "--json"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     fit = json.loads(out.stdout)
     assert fit["n_points"] == 96 and fit["inputs"] == ["n", "d", "seen"]
@@ -153,17 +160,24 @@ def test_predict_takes_samples_seen_and_names_a_missing_input(tmp_path):
     path, fit_file = tmp_path / "curves.csv", tmp_path / "fit.json"
     curves().to_csv(path, index=False)
     base = [sys.executable, "-m", "scalinglab"]
-    fitted = subprocess.run([*base, "fit", str(path), "--form", "data_constrained", "-o", str(fit_file), "--json"],
-                            capture_output=True, text=True)
+    fitted = subprocess.run(
+        [*base, "fit", str(path), "--form", "data_constrained", "-o", str(fit_file), "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert fitted.returncode == 0, fitted.stderr
-    out = subprocess.run([*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3", "--seen", "8e3,6.4e4", "--json"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3", "--seen", "8e3,6.4e4", "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     predicted = [row["prediction"] for row in json.loads(out.stdout)["predictions"]]
     truth = true_loss(np.array([2e5, 2e5]), np.array([8e3, 8e3]), np.array([8e3, 6.4e4]))
     np.testing.assert_allclose(predicted, truth, rtol=1e-3)  # a noiseless fit recovers the law
-    missing = subprocess.run([*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3"], capture_output=True,
-                             text=True)
+    missing = subprocess.run(
+        [*base, "predict", str(fit_file), "--n", "2e5", "--d", "8e3"], capture_output=True, text=True
+    )
     assert missing.returncode == 2
     need = "form 'data_constrained' predicts from --n --d --seen: missing --seen"
     assert missing.stderr == f"error: {fit_file}: {need}\n"

@@ -7,6 +7,7 @@ from scalinglab import ScalingLaw
 from scalinglab.fit.forms import FORMS, get_form
 from scalinglab.fit.forms.base import complex_step_jacobian, logsumexp
 from scalinglab.observations import FitData
+from scalinglab.testing import assert_jacobian_matches_central_differences
 
 
 def _lx(form, n=30, seed=0):
@@ -21,15 +22,7 @@ def test_jacobian_matches_central_differences(name):
     rng = np.random.default_rng(1)
     starts = form.start_grid(lx, np.log(rng.uniform(1, 3, lx.shape[1])))
     theta = starts[rng.choice(len(starts), 5, replace=False)] + rng.normal(0, 0.05, (5, form.n_params))
-    value, jac = form.value_and_jacobian(theta, lx)
-    np.testing.assert_allclose(value, form.log_predict(theta, lx), rtol=1e-12, atol=1e-12)
-    h = 1e-6
-    for k in range(form.n_params):
-        up, down = theta.copy(), theta.copy()
-        up[:, k] += h
-        down[:, k] -= h
-        numeric = (form.log_predict(up, lx) - form.log_predict(down, lx)) / (2 * h)
-        np.testing.assert_allclose(jac[..., k], numeric, rtol=1e-5, atol=1e-6)
+    assert_jacobian_matches_central_differences(form, theta, lx)
 
 
 def test_complex_step_is_exact_for_a_closed_form():

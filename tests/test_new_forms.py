@@ -10,6 +10,7 @@ from scalinglab import ScalingLaw
 from scalinglab.fit.forms import get_form
 from scalinglab.observations import FitData
 from scalinglab.optimal.iso_metric import cost_table, iso_metric_profile
+from scalinglab.testing import assert_jacobian_matches_central_differences
 
 # Farseer-shaped laws (the published form; values chosen to look like LM losses, not the paper's fit). At LM
 # scale the floor falls towards exp(S) (q < 0) and the data exponent grows from 0.30 to 0.36 over N = 1e7..1e10;
@@ -59,15 +60,7 @@ def test_jacobian_matches_central_differences(name, truth, inputs):
     lx = np.log(inputs)
     rng = np.random.default_rng(3)
     theta = form.from_public(truth)[None, :] + rng.normal(0, 0.05, (6, form.n_params))
-    value, jac = form.value_and_jacobian(theta, lx)
-    np.testing.assert_allclose(value, form.log_predict(theta, lx), rtol=1e-12, atol=1e-12)
-    h = 1e-6
-    for k in range(form.n_params):
-        up, down = theta.copy(), theta.copy()
-        up[:, k] += h
-        down[:, k] -= h
-        numeric = (form.log_predict(up, lx) - form.log_predict(down, lx)) / (2 * h)
-        np.testing.assert_allclose(jac[..., k], numeric, rtol=1e-5, atol=1e-6)
+    assert_jacobian_matches_central_differences(form, theta, lx)
 
 
 # ---- farseer ---------------------------------------------------------------------------------------

@@ -279,8 +279,15 @@ def test_a_nested_law_s_refit_for_suggest_warns_once():
     n, d = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 4)))
     noise = np.exp(np.random.default_rng(2).normal(0, 0.003, n.size))
     obs = pd.DataFrame(
-        {"run_id": np.arange(n.size).astype(str), "n_params": n, "dataset_size": d, "samples_seen": d,
-         "steps": 1, "flops": 6 * n * d, "value": (300 / n**0.3 + 900 / d**0.3) * noise}
+        {
+            "run_id": np.arange(n.size).astype(str),
+            "n_params": n,
+            "dataset_size": d,
+            "samples_seen": d,
+            "steps": 1,
+            "flops": 6 * n * d,
+            "value": (300 / n**0.3 + 900 / d**0.3) * noise,
+        }
     )
     result = analyse(obs, "nested", metric="loss", split=None, bootstrap=20)
     assert result.law.form_.name.startswith("chinchilla_no_floor")

@@ -97,8 +97,13 @@ def test_one_se_rule_prefers_the_simpler_form_within_one_standard_error():
     import pandas as pd
 
     table = pd.DataFrame(
-        {"form": ["big", "small"], "free_params": [5, 4], "cv_log_error": [0.010, 0.011], "cv_se": [0.002, 0.002],
-         "cv_error": [0.01, 0.011]}
+        {
+            "form": ["big", "small"],
+            "free_params": [5, 4],
+            "cv_log_error": [0.010, 0.011],
+            "cv_se": [0.002, 0.002],
+            "cv_error": [0.01, 0.011],
+        }
     )
     assert one_se_choice(table)[0] == "small"
     table.loc[1, "cv_log_error"] = 0.013
@@ -110,8 +115,14 @@ def test_one_se_rule_puts_fits_with_a_parameter_at_a_bound_last():
     import pandas as pd
 
     table = pd.DataFrame(
-        {"form": ["edge", "nested", "big"], "free_params": [3, 4, 5], "cv_log_error": [0.010, 0.011, 0.0105],
-         "cv_se": [0.002, 0.002, 0.002], "cv_error": [0.01, 0.011, 0.0105], "at_bounds": ["E", None, None]}
+        {
+            "form": ["edge", "nested", "big"],
+            "free_params": [3, 4, 5],
+            "cv_log_error": [0.010, 0.011, 0.0105],
+            "cv_se": [0.002, 0.002, 0.002],
+            "cv_error": [0.01, 0.011, 0.0105],
+            "at_bounds": ["E", None, None],
+        }
     )
     choice, reason = one_se_choice(table)
     assert choice == "nested" and "no parameter at a bound" in reason

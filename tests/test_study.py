@@ -282,7 +282,15 @@ def test_the_store_and_the_training_loop_share_one_schema(tmp_path):
     assert not hasattr(store_module, "SCHEMA")  # the SQL has its own name, DDL
     assert list(SCHEMA) == [c for c in COLUMNS if c in SCHEMA]  # the analysis columns, a subset in table order
     assert list(SCHEMA) == [
-        "run_id", "n_params", "dataset_size", "samples_seen", "steps", "flops", "metric", "split", "value"
+        "run_id",
+        "n_params",
+        "dataset_size",
+        "samples_seen",
+        "steps",
+        "flops",
+        "metric",
+        "split",
+        "value",
     ]
     result = train_run(config(budget={"steps": 8}), RunSpec("m1-d1-s0", 1.0, 1.0, 0), tmp_path / "run")
     assert all(list(row) == list(COLUMNS) for row in result.rows)

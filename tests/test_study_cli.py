@@ -79,8 +79,9 @@ def query(directory: Path, sql: str, *args) -> list[tuple]:
 
 def eval_curve(directory: Path, run_id: str) -> pd.DataFrame:
     with sqlite3.connect(directory / "study.sqlite") as conn:
-        obs = pd.read_sql_query("SELECT * FROM observations WHERE run_id = ? ORDER BY steps, split, metric", conn,
-                                params=(run_id,))
+        obs = pd.read_sql_query(
+            "SELECT * FROM observations WHERE run_id = ? ORDER BY steps, split, metric", conn, params=(run_id,)
+        )
     return obs.drop(columns="wall_time").reset_index(drop=True)
 
 
@@ -253,8 +254,17 @@ def test_a_run_locked_by_a_live_process_is_skipped_with_a_notice(tmp_path, lock_
     ],
 )
 def test_a_malformed_ray_address_is_one_line_and_creates_nothing(tmp_path, args, env, needle):
-    proc = cli("study", "run", str(write_config(tmp_path / "c.yaml")), "-o", str(tmp_path / "s"), "--executor", "ray",
-               *args, env=env)
+    proc = cli(
+        "study",
+        "run",
+        str(write_config(tmp_path / "c.yaml")),
+        "-o",
+        str(tmp_path / "s"),
+        "--executor",
+        "ray",
+        *args,
+        env=env,
+    )
     one_line_error(proc, needle)
     assert not (tmp_path / "s").exists()
 
@@ -277,8 +287,16 @@ def test_an_unreachable_ray_cluster_fails_within_the_timeout(tiny_study, tmp_pat
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         address = f"127.0.0.1:{silent.getsockname()[1]}"
-        proc = cli("study", "run", cfg, "-o", str(tmp_path / "b"), "--executor", "ray",
-                   env={"RAY_ADDRESS": address, "SCALINGLAB_RAY_TIMEOUT": "3"})
+        proc = cli(
+            "study",
+            "run",
+            cfg,
+            "-o",
+            str(tmp_path / "b"),
+            "--executor",
+            "ray",
+            env={"RAY_ADDRESS": address, "SCALINGLAB_RAY_TIMEOUT": "3"},
+        )
     one_line_error(proc, f"Ray at {address}: no answer within 3 s")
     assert not (tmp_path / "b").exists()
     assert time.monotonic() - started < 60
@@ -326,8 +344,10 @@ def test_export_creates_a_missing_folder(tiny_study, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_parquet(output)) == len(query(tiny_study, "SELECT * FROM observations"))
     (tmp_path / "afile").write_text("x")
-    one_line_error(cli("study", "export", str(tiny_study), "-o", str(tmp_path / "afile" / "obs.csv")),
-                   f"{tmp_path / 'afile' / 'obs.csv'}: cannot create the folder {tmp_path / 'afile'}")
+    one_line_error(
+        cli("study", "export", str(tiny_study), "-o", str(tmp_path / "afile" / "obs.csv")),
+        f"{tmp_path / 'afile' / 'obs.csv'}: cannot create the folder {tmp_path / 'afile'}",
+    )
 
 
 @pytest.mark.parametrize("command", ["status", "export", "resume", "run"])

@@ -1,11 +1,16 @@
 """Synthetic sweeps drawn from known laws, as observations tables: for tests and benchmarks that need data
-whose true parameters are known.
+whose true parameters are known; and the finite-difference check every form's Jacobian must pass.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from scalinglab.fit.forms.base import Form
 
 TRUE_PARAMS = {"E": 1.8, "A": 450.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 MODEL_SIZES = np.geomspace(1e7, 3.2e9, 7)
@@ -75,3 +80,16 @@ def example_curves(
                 )
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def assert_jacobian_matches_central_differences(form: Form, theta: np.ndarray, lx: np.ndarray, h: float = 1e-6) -> None:
+    """Assert that `form`'s analytic value and Jacobian at `theta` (starts x params) match its log-prediction and
+    central differences of it, step `h` (truncation error O(h^2), so rtol 1e-5 leaves room for rounding)."""
+    value, jac = form.value_and_jacobian(theta, lx)
+    np.testing.assert_allclose(value, form.log_predict(theta, lx), rtol=1e-12, atol=1e-12)
+    for k in range(form.n_params):
+        up, down = theta.copy(), theta.copy()
+        up[:, k] += h
+        down[:, k] -= h
+        numeric = (form.log_predict(up, lx) - form.log_predict(down, lx)) / (2 * h)
+        np.testing.assert_allclose(jac[..., k], numeric, rtol=1e-5, atol=1e-6, err_msg=f"{form.name} column {k}")

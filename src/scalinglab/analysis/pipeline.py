@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from scalinglab.analysis.two_step import TwoStepFits
     from scalinglab.optimal.suggest import Suggestions
 
+
 @dataclass
 class Analysis:
     title: str

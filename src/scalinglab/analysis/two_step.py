@@ -53,8 +53,16 @@ def fit_two_step(
     fits = TwoStepFits(metric, data, law, direct.fit(obs, metric=metric, split=split))
     try:
         fits.backtest = backtest_via(
-            obs, ("n", "d"), via, holdout, [form], metric=metric, split=split,
-            higher_is_better=higher_is_better, bootstrap=bootstrap, seed=seed,
+            obs,
+            ("n", "d"),
+            via,
+            holdout,
+            [form],
+            metric=metric,
+            split=split,
+            higher_is_better=higher_is_better,
+            bootstrap=bootstrap,
+            seed=seed,
         )
     except UserError as exc:
         fits.backtest_error = str(exc)

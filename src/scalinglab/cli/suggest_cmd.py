@@ -75,7 +75,10 @@ def suggest(
         budget=budget,
         target=target,
         candidates=_candidates(fit_data, n_values, d_values),
-        **{"bootstrap": bootstrap, "seed": seed, "noise": noise, "law": law},
+        bootstrap=bootstrap,
+        seed=seed,
+        noise=noise,
+        law=law,
         flops_per_param_sample=columns.flops_per_param_sample,
         **vars(direction),
     )

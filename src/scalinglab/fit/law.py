@@ -534,8 +534,8 @@ def fit_law(
     """
     options = dict(law_options or {})
     candidates = candidates if candidates is not None else options.pop("candidates", None)
-    select_by = select_by or options.pop("select_by", None) or "extrapolation"
-    options.pop("select_by", None)
+    from_settings = options.pop("select_by", None)
+    select_by = select_by or from_settings or "extrapolation"
     estimator = ScalingLaw(form=form, **options)
     if form == AUTO:
         search = FormSearch(estimator, candidates, scoring=select_by)

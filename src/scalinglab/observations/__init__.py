@@ -13,8 +13,15 @@ from typing import Any
 
 _MODULES = {
     "io": ("empty_observations", "read_table", "write_table"),
-    "tables": ("RUN_BY_COLUMN", "build_run_ids", "derive_d", "metric_rows", "parse_run_by", "prepare",
-                "rename_columns"),
+    "tables": (
+        "RUN_BY_COLUMN",
+        "build_run_ids",
+        "derive_d",
+        "metric_rows",
+        "parse_run_by",
+        "prepare",
+        "rename_columns",
+    ),
     "runs": ("last_index", "last_mask", "last_rows"),
     "schema": ("COLUMNS", "INPUT_DEFAULTS", "ROLES", "SCHEMA", "Column", "observation_row", "resolve_columns"),
     "select": ("FitData", "select_fit_data"),

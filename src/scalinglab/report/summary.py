@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from scalinglab.analysis import Analysis
 
 
-
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}

@@ -200,9 +200,8 @@ def identification_sentence(analysis: Analysis) -> str | None:
     if not loose:
         level = percent(law.ci_level)
         fixed = _form_assumptions(law.form_)
-        return (
-            f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval"
-            + (f" (given its form's assumptions: {fixed})." if fixed else ".")
+        return f"The {law.form_.name} law is identified{cv}: every parameter has a closed {level} interval" + (
+            f" (given its form's assumptions: {fixed})." if fixed else "."
         )
     needs = []
     if {"A", "alpha", "Nc", "alphaN"} & set(loose):

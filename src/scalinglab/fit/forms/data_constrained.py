@@ -47,6 +47,15 @@ def _effective(theta: Array, lx: Array) -> tuple[Array, Array]:
     return log_d, d_log_d
 
 
+def _shares(theta: Array, log_n: Array, log_d: Array) -> tuple[Array, Array, Array, Array]:
+    """log L of E + A / N^alpha + B / D^beta at log N, log D (effective sizes), and each term's share of L."""
+    e, a, b, alpha, beta = (theta[..., i : i + 1] for i in range(5))
+    terms = np.broadcast_arrays(e + 0 * log_d, a - alpha * log_n, b - beta * log_d)
+    value = logsumexp(*terms)
+    floor, model, data = (np.exp(t - value) for t in terms)
+    return value, floor, model, data
+
+
 def _log_predict(theta: Array, lx: Array) -> Array:
     e, a, b, alpha, beta = (theta[..., i : i + 1] for i in range(5))
     log_d, _ = _effective(theta, lx)
@@ -54,11 +63,9 @@ def _log_predict(theta: Array, lx: Array) -> Array:
 
 
 def _jacobian(theta: Array, lx: Array) -> tuple[Array, Array]:
-    e, a, b, alpha, beta = (theta[..., i : i + 1] for i in range(5))
+    beta = theta[..., 4:5]
     log_d, d_log_d = _effective(theta, lx)
-    terms = np.broadcast_arrays(e + 0 * log_d, a - alpha * lx[0], b - beta * log_d)
-    value = logsumexp(*terms)
-    floor, model, data = (np.exp(t - value) for t in terms)
+    value, floor, model, data = _shares(theta, lx[0], log_d)
     columns = [floor, model, data, -model * lx[0], -data * log_d, -data * beta * d_log_d]
     return value, np.stack(np.broadcast_arrays(*columns), axis=-1)
 
@@ -121,13 +128,11 @@ def _full_log_predict(theta: Array, lx: Array) -> Array:
 
 
 def _full_jacobian(theta: Array, lx: Array) -> tuple[Array, Array]:
-    e, a, b, alpha, beta = (theta[..., i : i + 1] for i in range(5))
+    alpha, beta = theta[..., 3:4], theta[..., 4:5]
     log_fresh = np.minimum(lx[1], lx[2])
     log_d, d_log_d = _effective(theta, lx)
     log_n, d_base, d_star, log_opt = _excess(theta, lx, log_fresh)
-    terms = np.broadcast_arrays(e + 0 * log_d, a - alpha * log_n, b - beta * log_d)
-    value = logsumexp(*terms)
-    floor, model, data = (np.exp(t - value) for t in terms)
+    value, floor, model, data = _shares(theta, log_n, log_d)
     # d log N' / d theta through log N_opt = K / alpha, K = log alpha + a - log beta - b + beta log U_D
     via = -model * alpha * d_base  # d log L / d log N_opt
     columns = [
