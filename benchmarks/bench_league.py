@@ -13,7 +13,9 @@ On the data-constrained table D is the unique data U; the two-variable laws read
     .venv/bin/python benchmarks/bench_league.py [--cut 0.75] [--bootstrap 30] [--tables NAME,...] [--curves K]
 
 The Revisiting curves (one-variable laws in the examples seen) come with their own split: the points marked for
-fitting, and the larger ones to extrapolate to.
+fitting, and the larger ones to extrapolate to. Pythia's task accuracies are predicted through two steps (step 1:
+each form on the LAMBADA loss; step 2: the link chosen by extrapolation), the models above the compute cut held
+out whole (`backtest_via`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab import FormSearch, ScalingLaw
+from scalinglab.fit.backtest import backtest_via
 from scalinglab.observations import FitData
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -90,6 +93,55 @@ def revisiting(bootstrap: int, limit: int | None = None) -> pd.DataFrame:
     )
     out.insert(0, "table", f"revisiting ({per['curve'].nunique()} curves)")
     return out.reset_index()
+
+
+PYTHIA_TASKS = ("lambada_openai_acc", "piqa_acc", "arc_easy_acc")
+
+
+def pythia(cut: float, bootstrap: int, tasks: tuple[str, ...] = PYTHIA_TASKS) -> pd.DataFrame:
+    """Pythia's accuracies through two steps (LAMBADA loss, then a link), per step-1 form and auto: the models
+    whose compute (N x tokens at their last checkpoint) is above the cut are held out whole; mean absolute
+    error (accuracy points) over their checkpoints from step 1000, R^2 and 90% prediction-interval coverage."""
+    table = pd.read_csv(DATA / "pythia_evals" / "pythia_zero_shot.csv")
+    table = table[table["step"] >= 1000].reset_index(drop=True)
+    table = table.assign(lambada_loss=np.log(table["lambada_openai_ppl"]), run_id=table["model"])
+    compute = (table["n_params"] * table.groupby("model")["tokens"].transform("max")).groupby(table["model"]).max()
+    cut_n = float(table.loc[table["model"].isin(compute[compute <= compute.quantile(cut)].index), "n_params"].max())
+    rows = []
+    for form in [*TWO_VAR, "auto"]:
+        start = time.perf_counter()
+        for task in tasks:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = backtest_via(
+                    table,
+                    ("n", "d"),
+                    "lambada_loss",
+                    f"n_params>{cut_n:.6g}",
+                    [form],
+                    {"n": "n_params", "d": "tokens", "run": "run_id", "y": task},
+                    higher_is_better=True,
+                    bootstrap=bootstrap,
+                    seed=0,
+                    final_only=False,
+                )
+            at = result.points[result.points["method"] == f"two_step:{form}"]
+            rows.append({"form": form, "task": task} | _point_scores(at) | {"link": result.links[f"two_step:{form}"]})
+        rows[-1]["seconds"] = time.perf_counter() - start
+    out = pd.DataFrame(rows)
+    out.insert(0, "table", f"pythia two-step (held out: N > {cut_n:.3g})")
+    return out
+
+
+def _point_scores(at: pd.DataFrame) -> dict[str, float]:
+    """MAE (points x100), R^2 and 90% coverage of a backtest's held-out predictions."""
+    y, pred = at["observed"].to_numpy(), at["predicted"].to_numpy()
+    spread = np.sum((y - y.mean()) ** 2)
+    return {
+        "mae_points": 100 * float(np.mean(np.abs(pred - y))),
+        "r2": float(1 - np.sum((pred - y) ** 2) / spread) if spread > 0 else np.nan,
+        "coverage90": float(np.mean((at["lower"] <= y) & (y <= at["upper"]))),
+    }
 
 
 def fit_data(frame: pd.DataFrame, inputs: tuple[str, ...]) -> FitData:
@@ -165,14 +217,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cut", type=float, default=0.75, help="compute quantile: fit at or below, predict above")
     parser.add_argument("--bootstrap", type=int, default=30)
-    parser.add_argument("--tables", default=",".join([*TABLES, "revisiting"]))
+    parser.add_argument("--tables", default=",".join([*TABLES, "pythia", "revisiting"]))
     parser.add_argument("--curves", type=int, default=None, help="only the first K Revisiting curves")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     for name in args.tables.split(","):
-        table = (
-            revisiting(args.bootstrap, args.curves) if name == "revisiting" else league(name, args.cut, args.bootstrap)
-        )
+        if name == "revisiting":
+            table = revisiting(args.bootstrap, args.curves)
+        elif name == "pythia":
+            table = pythia(args.cut, args.bootstrap)
+            print(table.round(4).to_string(index=False), flush=True)
+            numbers = ["mae_points", "r2", "coverage90", "seconds"]
+            table = table.groupby(["table", "form"], sort=False)[numbers].agg(
+                {"mae_points": "mean", "r2": "mean", "coverage90": "mean", "seconds": "sum"}
+            )
+            table = table.reset_index()
+        else:
+            table = league(name, args.cut, args.bootstrap)
         print(table.round(4).to_string(index=False), flush=True)
 
 

@@ -73,6 +73,49 @@ def test_link_selection_finds_the_saturating_link_by_held_out_runs():
     assert set(links) == set(LINKS)
 
 
+def _sigmoid_runs(runs: int = 12, seed: int = 1):
+    """`runs` runs of 4 pairs each, the loss falling as compute grows, accuracy a known sigmoid of the loss."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(4.0, 1.8, 4 * runs)
+    y = sigmoid_accuracy(x) + rng.normal(0, 0.005, x.size)
+    return x, y, np.repeat(np.arange(runs), 4), np.geomspace(1e18, 1e22, x.size)
+
+
+def test_link_selection_by_extrapolation_scores_the_runs_beyond_each_cut():
+    from scalinglab.fit.extrapolation import folds_over
+    from scalinglab.fit.links import fit_link_params, link_folds
+
+    x, y, groups, compute = _sigmoid_runs()
+    selection, _ = select_link(x, y, groups, limits=(0.0, 1.0), compute=compute)
+    assert selection.scoring == "extrapolation" and selection.choice == "sigmoid"
+    assert "beyond the compute cuts" in selection.reason
+    table = selection.table.set_index("link")
+    folds = link_folds(x, groups, compute, 4)
+    assert table["extrap_folds"].eq(len(folds)).all() and len(folds) >= 2
+    # brute force: each fold's held-out runs are those whose compute exceeds the cut, fitted on the rest
+    per_run_compute = pd.Series(compute).groupby(groups).max()
+    every = [f.held_out.tolist() for f in folds_over(per_run_compute.index.to_numpy(), per_run_compute.to_numpy())]
+    assert all(f.held_out.tolist() in every for f in folds)
+    errors = []
+    for fold in folds:
+        out = np.isin(groups, fold.held_out)
+        assert (compute[out].min() > compute[~out].max()) and set(groups[out]) == set(fold.held_out)
+        params, _ = fit_link_params("power", x[~out], y[~out], limits=(0.0, 1.0))
+        errors.append(np.mean(np.abs(evaluate_link("power", params, x[out]) - y[out])))
+    assert table.loc["power", "extrap_error"] == pytest.approx(np.mean(errors), rel=1e-12)
+
+
+def test_link_selection_falls_back_to_leave_one_run_out():
+    x, y, groups, compute = _sigmoid_runs()
+    loo, _ = select_link(x, y, groups, limits=(0.0, 1.0), scoring="loo", compute=compute)
+    assert loo.scoring == "loo" and "extrap_error" not in loo.table
+    x, y, groups, compute = _sigmoid_runs(runs=4)
+    few, _ = select_link(x, y, groups, limits=(0.0, 1.0), compute=compute)
+    assert few.scoring == "loo" and few.reason.startswith("too few runs below two compute cuts")
+    with pytest.raises(UserError, match="scoring must be extrapolation or loo"):
+        select_link(x, y, groups, scoring="largest")
+
+
 def test_a_synthetic_two_step_truth_is_recovered():
     table = two_step_table(loss_noise=1e-4, metric_noise=1e-4)
     law = TwoStepLaw(higher_is_better=True, link="auto", intervals=None).fit(
@@ -80,7 +123,7 @@ def test_a_synthetic_two_step_truth_is_recovered():
     )
     for name, value in TRUE_PARAMS.items():
         assert law.step1_.params_[name] == pytest.approx(value, rel=0.05), name
-    assert law.link_.name == "sigmoid"
+    assert law.link_.name == "sigmoid" and law.link_selection_.scoring == "extrapolation"
     np.testing.assert_allclose(law.link_.params, LINK_TRUTH["sigmoid"], rtol=0.02)
     n, d = np.array([1e10, 3e10]), np.array([1e12, 3e12])  # beyond the sweep: the chain extrapolates
     with pytest.warns(UserWarning, match="outside the fitted range"):

@@ -13,8 +13,10 @@ import pandas as pd
 
 from scalinglab.analysis.two_step import analyse_two_step
 from scalinglab.errors import UserError
+from scalinglab.fit.forms import get_form
 from scalinglab.fit.law import ScalingLaw, fit_law
-from scalinglab.observations import last_rows, metric_rows, rename_columns, select_fit_data
+from scalinglab.fit.search import AUTO, STEPS_INPUT
+from scalinglab.observations import FitData, last_rows, metric_rows, rename_columns, select_fit_data
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 from scalinglab.optimal.parametric import additive_params
@@ -111,24 +113,46 @@ def analyse(
     }
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
-        _fit_law(result, obs, form, bootstrap, selection, intervals)
+        points = _points(result, obs, selection)
+        _fit_law(result, obs, points, form, bootstrap, selection, intervals)
         _fit_train_law(result, obs, rows, selection)
         k = measured_flops_per_param_sample(result)
-        parametric = _fit_optimal(result, obs, rows, bootstrap, data_scale, selection, k)
+        parametric = _fit_optimal(result, obs, points, rows, bootstrap, data_scale, selection, k)
         _profile_and_costs(result, improvement, k)
-        _suggest(result, obs, parametric, bootstrap, selection, k)
+        _suggest(result, points, parametric, bootstrap, k)
         analyse_two_step(result)
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
     return result
 
 
+def _points(result: Analysis, obs: pd.DataFrame, selection: dict) -> FitData | None:
+    """The (N, D) points every law of the analysis is fitted on, selected once: the report's law (or the
+    search for it), the full chinchilla law a method needs, and the design of what to run next."""
+    try:
+        return select_fit_data(obs, ("n", "d"), higher_is_better=result.higher_is_better, **selection)
+    except UserError as exc:
+        result.warnings.append(f"L(N, D) not fitted: {exc}")
+        return None
+
+
 def _fit_law(
-    result: Analysis, obs: pd.DataFrame, form: str, bootstrap: int, selection: dict, intervals: str | None
+    result: Analysis,
+    obs: pd.DataFrame,
+    points: FitData | None,
+    form: str,
+    bootstrap: int,
+    selection: dict,
+    intervals: str | None,
 ) -> None:
+    """The report's law, on `points`; a steps-aware form named by the user reads every checkpoint instead."""
+    steps_aware = form != AUTO and STEPS_INPUT in get_form(form).inputs
+    if points is None and not steps_aware:
+        return
     try:
         options = {"higher_is_better": result.higher_is_better, "bootstrap": bootstrap, "intervals": intervals}
-        law = fit_law(form, obs, law_options={**options, "seed": 0}, **selection)
+        data, chosen = (obs, selection) if steps_aware else (points, {})
+        law = fit_law(form, data, law_options={**options, "seed": 0}, **chosen)
         # a steps-aware form (every checkpoint) reports its L(N, D) at one epoch: surface, profile, costs
         result.law = law.two_variable() if hasattr(law, "two_variable") and len(law.form_.inputs) > 2 else law
         result.warnings += [f"L(N, D) fit: {w}" for w in result.law.warnings_ if "pass --all-points" not in w]
@@ -186,7 +210,14 @@ def samples_per_datum(final: pd.DataFrame) -> float:
 
 
 def _fit_optimal(
-    result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, bootstrap: int, data_scale, selection: dict, k: float
+    result: Analysis,
+    obs: pd.DataFrame,
+    points: FitData | None,
+    rows: pd.DataFrame,
+    bootstrap: int,
+    data_scale: str | float | None,
+    selection: dict,
+    k: float,
 ) -> ScalingLaw | None:
     """The compute-optimal laws; returns the chinchilla law the parametric method used (None without one)."""
     if "flops" not in obs or "run_id" not in obs:
@@ -199,7 +230,7 @@ def _fit_optimal(
         )
         scale, table = None, obs
     result.envelope_scale = scale
-    law = _parametric_law(result, obs, bootstrap, selection)
+    law = _parametric_law(result, points, bootstrap)
     try:
         optimal = ComputeOptimal(
             method="all",
@@ -223,28 +254,23 @@ SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run ne
 SUGGEST_BUDGET_FACTOR = 10.0  # the decision: N_opt at this multiple of the largest run's compute
 
 
-def _suggest(
-    result: Analysis, obs: pd.DataFrame, law: ScalingLaw | None, bootstrap: int, selection: dict, k: float
-) -> None:
+def _suggest(result: Analysis, points: FitData | None, law: ScalingLaw | None, bootstrap: int, k: float) -> None:
     """Which run to train next (optimal/suggest.py): candidates ranked by how much they narrow N_opt's
     interval at 10x the largest run's compute, per FLOP. Its design criterion is written for the full
     chinchilla law: a nested form's report gets the full form fitted on the same points, said in a warning."""
-    if law is None or not bootstrap or additive_params(law.form_.name, law.params_) is None or result.final.empty:
+    if law is None or points is None or not bootstrap or additive_params(law.form_.name, law.params_) is None:
         return
     refitted = law.form_.name != "chinchilla"
     if refitted:  # its warnings are said once, with the refit
-        law = _full_chinchilla(result, obs, bootstrap, selection, "what to run next: ranks runs with", law.form_.name)
+        law = _full_chinchilla(result, points, bootstrap, "what to run next: ranks runs with", law.form_.name)
         if law is None:
             return
     from scalinglab.optimal.suggest import suggest_runs
 
     try:
-        data = select_fit_data(
-            obs, ("n", "d"), higher_is_better=result.higher_is_better, ceiling=law.ceiling, n_params=5, **selection
-        )
-        largest = float(np.max(k * data.inputs[0] * data.inputs[1]))
+        largest = float(np.max(k * points.inputs[0] * points.inputs[1]))
         result.suggestions = suggest_runs(
-            data,
+            points,
             budget=SUGGEST_BUDGET_FACTOR * largest,
             bootstrap=SUGGEST_REPLICAS,
             law=law,
@@ -263,23 +289,21 @@ def _suggest(
         result.warnings.append(f"what to run next: not computed: {exc}")
 
 
-def _parametric_law(result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict) -> ScalingLaw | None:
+def _parametric_law(result: Analysis, points: FitData | None, bootstrap: int) -> ScalingLaw | None:
     """The law the parametric method needs: the report's law when it is of chinchilla's additive family
     (chinchilla or a nested form), else the full form fitted on the same points (said in a warning)."""
     law = result.law
-    if law is None or additive_params(law.form_.name, law.params_) is not None or law.form_.inputs != ("n", "d"):
+    if law is None or points is None or additive_params(law.form_.name, law.params_) is not None:
         return law
-    return _full_chinchilla(result, obs, bootstrap, selection, "parametric: uses", law.form_.name)
+    return _full_chinchilla(result, points, bootstrap, "parametric: uses", law.form_.name)
 
 
-def _full_chinchilla(
-    result: Analysis, obs: pd.DataFrame, bootstrap: int, selection: dict, lead: str, chosen: str
-) -> ScalingLaw | None:
+def _full_chinchilla(result: Analysis, points: FitData, bootstrap: int, lead: str, chosen: str) -> ScalingLaw | None:
     """The full chinchilla law fitted on the report's points, for a method the chosen form does not serve;
     the warning starts with `lead` and carries that fit's own warnings."""
     try:
         full = ScalingLaw("chinchilla", higher_is_better=result.higher_is_better, bootstrap=bootstrap, intervals=None)
-        full.fit(obs, **selection)
+        full.fit(points)
     except UserError as exc:
         result.warnings.append(f"{lead} the full chinchilla law, which was not fitted: {exc}")
         return None

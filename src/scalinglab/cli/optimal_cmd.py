@@ -29,6 +29,13 @@ ENVELOPE = Annotated[
 BUDGET = Annotated[float | None, Opt(help="FLOPs budget at which to predict and compare N_opt, S_opt, D_opt")]
 TOLERANCE = Annotated[float, Opt(help="relative gap to the envelope that still counts as near-optimal")]
 HIGHER = Annotated[bool, Opt(help="the metric improves upwards (mAP): use the upper envelope")]
+EPOCHS = Annotated[
+    float,
+    Opt(
+        help="a steps-aware law (data_constrained): read it with each of the D unique samples seen this many "
+        "times (samples seen = epochs x D; the cost counts every pass)"
+    ),
+]
 
 
 @grouped
@@ -180,11 +187,18 @@ def _reference(text: str | None) -> tuple[float, float] | None:
     return n_ref, d_ref
 
 
-def _load_nd_law(fit_file: Path) -> ScalingLaw:
-    from scalinglab.fit.law import ScalingLaw
+def _load_nd_law(fit_file: Path, epochs: float) -> ScalingLaw:
+    """The fit in `fit_file` as a law in N and D (a steps-aware law read at `epochs`)."""
+    from scalinglab.fit.law import STEPS_INPUT, ScalingLaw
     from scalinglab.optimal.iso_metric import require_nd
 
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise UserError(f"--epochs must be a positive number, got {epochs:g}")
     law = ScalingLaw.load(fit_file)
+    if STEPS_INPUT in law.form_.inputs:
+        law = law.two_variable(epochs)
+    elif epochs != 1.0:
+        raise UserError(f"--epochs: {fit_file} is a {law.form_.name} law, which does not depend on samples seen")
     require_nd(law, str(fit_file))
     return law
 
@@ -195,6 +209,7 @@ def profile(
     target: Annotated[float | None, Opt(help="absolute target value of the metric")] = None,
     reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
     flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
+    epochs: EPOCHS = 1.0,
     points: Annotated[int, Opt(help="points on the printed curve")] = 12,
     as_json: vocabulary.JSON = False,
 ) -> None:
@@ -205,7 +220,7 @@ def profile(
     check_count(points, "--points", minimum=1)
     if target is not None and not math.isfinite(target):
         raise UserError(f"--target must be a finite number, got {target}")
-    law = _load_nd_law(fit_file)
+    law = _load_nd_law(fit_file, epochs)
     if improvement is not None:
         check_improvement(improvement, law.higher_is_better, "--improvement")
     p = iso_metric_profile(
@@ -248,13 +263,14 @@ def cost(
     improvements: Annotated[str, Opt(help=f"comma-separated; each a {IMPROVEMENT_HELP}")] = "0.01,0.02,0.05,0.1",
     reference: Annotated[str | None, Opt(help="reference N,D [the best observed run]")] = None,
     flops_per_param_sample: Annotated[float, Opt(*K_OPTION, help=K_HELP)] = 6.0,
+    epochs: EPOCHS = 1.0,
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """What each improvement costs: the cheapest N, D and FLOPs, as multiples of the reference."""
     from scalinglab.optimal.iso_metric import check_improvement, cost_table
 
     check_flops_per_param_sample(flops_per_param_sample, K_NAME)
-    law = _load_nd_law(fit_file)
+    law = _load_nd_law(fit_file, epochs)
     try:
         levels = tuple(float(v) for v in improvements.split(","))
     except ValueError:

@@ -34,19 +34,28 @@ def show_two_step(law: Any, via: str, source: str, as_json: bool, output: Path |
 
 
 def print_link_selection(selection: Any) -> None:
-    """Every candidate link's held-out error, and the choice with its reason."""
+    """Every candidate link's held-out errors (beyond the compute cuts, and leaving one run out), the choice and
+    its reason."""
+    extrap = selection.scoring == "extrapolation"
+    how = "by the runs beyond compute cuts, then" if extrap else "by"
     table = Table(
-        title=f"step 2: link selection (leave one {selection.unit} out)",
+        title=f"step 2: link selection ({how} leave one {selection.unit} out)",
         title_justify="left",
-        caption="* the chosen link",
+        caption="* the chosen link; errors are mean |residual| in the metric's units",
         caption_justify="left",
     )
-    for name in ("link", "params", "folds", "|error| ± SE"):
+    names = ("link", "params", *(("cuts", "beyond cuts") if extrap else ()), "folds", "|error| ± SE")
+    for name in names:
         table.add_column(name, justify="left" if name == "link" else "right")
     for row in selection.table.to_dict(orient="records"):
         error = f"{fmt(row['cv_error'], 3)} ± {fmt(row['cv_se'], 2)}" if "cv_error" in row else "-"
+        beyond = (str(row["extrap_folds"]), fmt(row["extrap_error"], 3)) if extrap else ()
         table.add_row(
-            row["link"] + (" *" if row["chosen"] else ""), str(row["free_params"]), str(row.get("folds", "-")), error
+            row["link"] + (" *" if row["chosen"] else ""),
+            str(row["free_params"]),
+            *beyond,
+            str(row.get("folds", "-")),
+            error,
         )
     console.print(table)
     console.print(f"chosen: {selection.choice}: {selection.reason}", highlight=False)

@@ -9,17 +9,20 @@ parameters plus one; when fewer than two cuts are usable the table is too small 
 (`usable_cuts` is empty) and the search falls back to leave-one-run-out (`fit.scoring`).
 
 Unlike the leave-one-out refits, each fold is a full multistart fit from the form's own start grid: a warm start
-from the fit on every run would carry the held-out larger runs into the fold.
+from the fit on every run would carry the held-out larger runs into the fold. A fold needs only the optimum it
+predicts from, so it skips what a full fit adds (the bound check, the Hessian, intervals: `ScalingLaw.fit_theta`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scalinglab.fit.forms import get_form
 from scalinglab.observations import FitData
 
 CUTS = (0.5, 0.625, 0.75, 0.875)  # quantiles of the runs' compute at which the folds cut
@@ -59,7 +62,11 @@ def run_compute(data: FitData) -> tuple[np.ndarray, np.ndarray]:
 
 def forward_folds(data: FitData, cuts: tuple[float, ...] = CUTS) -> list[Fold]:
     """The folds at each distinct cut of the runs' compute (a cut that holds nothing out is dropped)."""
-    labels, compute = run_compute(data)
+    return folds_over(*run_compute(data), cuts)
+
+
+def folds_over(labels: np.ndarray, compute: np.ndarray, cuts: tuple[float, ...] = CUTS) -> list[Fold]:
+    """The folds of runs `labels` with compute `compute` (one per run) at each distinct quantile cut."""
     levels = np.unique(compute)
     folds, seen = [], set()
     for quantile in cuts:
@@ -109,10 +116,10 @@ def score_extrapolation(
     per_fold, relative, per_run = [], [], []
     for index, fold in enumerate(folds):
         test = np.isin(labels, fold.held_out)
-        law = template.clone(form=name, bootstrap=0, intervals=None).fit(fit_on.subset(~test))
+        theta = template.clone(form=name, bootstrap=0, intervals=None).fit_theta(fit_on.subset(~test))
         at = points[test[points]]
         with np.errstate(all="ignore"):
-            log_pred = law.form_.log_predict(law.theta_[None, :], np.log(fit_on.inputs[:, at]))[0]
+            log_pred = get_form(name).log_predict(theta[None, :], np.log(fit_on.inputs[:, at]))[0]
         residual = np.abs(log_pred - np.log(fit_on.y[at]))
         residual[~np.isfinite(residual)] = np.inf
         per_fold.append(float(np.mean(residual)))
@@ -128,7 +135,16 @@ def score_extrapolation(
     }, pd.concat(per_run)
 
 
-def paired_choice(table: pd.DataFrame, per_run: dict[str, pd.Series]) -> tuple[str, pd.Series, str]:
+def _describe_form(row: pd.Series) -> str:
+    return f"{row['extrap_log_error']:.4g} mean |log residual|, median relative {row['extrap_error']:.2%}"
+
+
+def paired_choice(
+    table: pd.DataFrame,
+    per_run: dict[str, pd.Series],
+    key: str = "form",
+    describe: Callable[[pd.Series], str] = _describe_form,
+) -> tuple[str, pd.Series, str]:
     """The simplest candidate whose extrapolation error is within one paired standard error of the best.
 
     Each candidate is compared with the best on the same held-out runs of the same folds: the difference in
@@ -139,8 +155,10 @@ def paired_choice(table: pd.DataFrame, per_run: dict[str, pd.Series]) -> tuple[s
     the lowest among them drop out, unless best by extrapolation: a simpler form is preferred only where neither
     score can tell it from the better one. The rest rank as in `fit.scoring.one_se_choice`: a fit with a
     parameter at a bound last, then fewer free parameters, then lower error. Returns the choice, each
-    candidate's paired standard error, and the reason.
+    candidate's paired standard error, and the reason. `key` names the candidates' column (a link's table
+    has `link`), `describe` says the best score in the reason.
     """
+    table = table.rename(columns={key: "form"})
     best = str(table.loc[table["extrap_log_error"].idxmin(), "form"])
     se = {}
     for name, errors in per_run.items():
@@ -162,14 +180,13 @@ def paired_choice(table: pd.DataFrame, per_run: dict[str, pd.Series]) -> tuple[s
     row = table[table["form"] == best].iloc[0]
     if pick["form"] == best:
         reason = (
-            f"lowest error beyond the compute cuts ({row['extrap_log_error']:.4g} mean |log residual|, median "
-            f"relative {row['extrap_error']:.2%}) and no simpler form that matches it within one paired standard error "
-            "and that leave-one-out cannot tell from it"
+            f"lowest error beyond the compute cuts ({describe(row)}) and no simpler {key} that matches it within "
+            "one paired standard error and that leave-one-out cannot tell from it"
         )
     else:
         interior = " with no parameter at a bound" if within["edge"].any() and not pick["edge"] else ""
         reason = (
-            f"simplest form{interior} ({pick['free_params']} free parameters) within one paired standard error of "
+            f"simplest {key}{interior} ({pick['free_params']} free parameters) within one paired standard error of "
             f"the best beyond the compute cuts: {pick['extrap_log_error']:.4g} against {row['extrap_log_error']:.4g} "
             f"for {best} (gap SE {se[str(pick['form'])]:.2g})"
         )

@@ -20,10 +20,11 @@ from scalinglab.files import read_json, write_text_atomic
 from scalinglab.fit.bootstrap import bootstrap_fits
 from scalinglab.fit.diagnostics import bound_warnings, check_bounds, conditioning_warnings, extrapolation_warnings
 from scalinglab.fit.expressions import evaluate
-from scalinglab.fit.forms import Form, get_form
+from scalinglab.fit.forms import FORMS, Form, get_form
+from scalinglab.fit.forms.epochs import at_epochs
 from scalinglab.fit.intervals import profile_intervals
 from scalinglab.fit.loss import Loss
-from scalinglab.fit.multistart import fit_multistart, hessian
+from scalinglab.fit.multistart import MultiStartResult, fit_multistart, hessian
 from scalinglab.fit.scoring import Selection
 from scalinglab.fit.search import AUTO, STEPS_INPUT, FormSearch
 from scalinglab.observations import FitData, select_fit_data
@@ -126,6 +127,13 @@ class ScalingLaw:
     ) -> FitData:
         """The points a fit on `inputs` reads: `data` itself when it is FitData, else selected from the table."""
         if isinstance(data, FitData):
+            if data.input_names != tuple(inputs):
+                raise UserError(
+                    f"{data.source}: the points have inputs {', '.join(data.input_names)}; "
+                    f"form '{self.form}' reads {', '.join(inputs)}"
+                )
+            if data.n_points < n_params:
+                raise UserError(f"{data.source}: {data.n_points} points, fewer than the form's {n_params} parameters")
             return data
         if selection.get("final_only") is None:  # a steps-aware form takes every checkpoint unless told otherwise
             selection = {**selection, "final_only": STEPS_INPUT not in inputs}
@@ -139,12 +147,23 @@ class ScalingLaw:
             **selection,
         )
 
+    def _multistart(self, form: Form, fit_data: FitData) -> MultiStartResult:
+        lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
+        starts = form.start_grid(lx, ly) if self.starts is None else np.atleast_2d(np.asarray(self.starts, float))
+        return fit_multistart(form, lx, ly, self.loss_function(), starts, screen_iter=self.screen_iter)
+
+    def fit_theta(self, fit_data: FitData) -> np.ndarray:
+        """The multistart optimum (internal parameters) of this law's form on `fit_data`, without what a full fit
+        adds (the bound check, the Hessian, warnings, intervals): what each fold of a form search predicts from."""
+        self.check_options()
+        form = get_form(self.form)
+        return self._multistart(form, self.fit_data(fit_data, form.inputs, form.n_params, None, {})).theta
+
     def _fit_point(self, form: Form, fit_data: FitData) -> None:
         """The best fit, its diagnostics and warnings: everything but the intervals."""
         loss = self.loss_function()
         lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
-        starts = form.start_grid(lx, ly) if self.starts is None else np.atleast_2d(np.asarray(self.starts, float))
-        result = fit_multistart(form, lx, ly, loss, starts, screen_iter=self.screen_iter)
+        result = self._multistart(form, fit_data)
         bounds = check_bounds(form, result.theta, result.objective, lx, ly, loss)
 
         self.form_ = form
@@ -352,22 +371,23 @@ class ScalingLaw:
             at = ", ".join(f"{name} = {np.exp(lx[j, bad[0]]):g}" for j, name in enumerate(names))
             raise UserError(f"the {what} at {at} is not a finite number: the law overflows there")
 
-    def two_variable(self) -> ScalingLaw:
-        """This law as L(N, D): itself for a two-variable form; a steps-aware form at one epoch (S = D).
+    def two_variable(self, epochs: float = 1.0) -> ScalingLaw:
+        """This law as L(N, D): itself for a two-variable form; a steps-aware form with each of the D unique
+        samples seen `epochs` times (S = epochs x D), with the same fit's intervals and warnings.
 
-        The data-constrained form reduces to chinchilla with its first five parameters when every sample is
-        seen once, so the surface, the iso-metric profile and the cost table read that chinchilla law, with
-        the same fit's intervals and warnings.
+        At one epoch the data-constrained form is chinchilla with its first five parameters, so its reduction is
+        that chinchilla law (its closed forms, e.g. N_opt, apply). Any other steps-aware form, or another
+        number of epochs, is the same form read at S = epochs x D (`fit.forms.epochs.at_epochs`).
         """
         self._check_fitted()
         form = self.form_
         if STEPS_INPUT not in form.inputs:
             return self
-        if form.name != "data_constrained":
-            raise UserError(f"form '{form.name}' has no two-variable reduction")
-        base = get_form("chinchilla")
+        exact = form.name == "data_constrained" and epochs == 1.0
+        base = get_form("chinchilla") if exact else at_epochs(form, epochs)
         keep = base.n_params
-        law = ScalingLaw(**{**self.get_params(), "form": base.name, "starts": None})
+        law = ScalingLaw(**{**self.get_params(), "form": base.name if base.name in FORMS else form.name})
+        law.starts = None
         law.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
         law.form_ = base
         law.theta_ = self.theta_[:keep]
@@ -382,10 +402,10 @@ class ScalingLaw:
             law.profile_ci_ = {k: v for k, v in self.profile_ci_.items() if k in base.param_names}
         law.not_identified_ = [k for k in self.not_identified_ if k in base.param_names]
         law.at_bounds_ = [k for k in getattr(self, "at_bounds_", []) if k in base.param_names]
-        law.warnings_ = list(self.warnings_) + [
-            f"L(N, D) is the {form.name} law at one epoch (each of D samples seen once)"
-        ]
+        seen = "each of D samples seen once" if epochs == 1.0 else f"each of D samples seen {epochs:g} times"
+        law.warnings_ = list(self.warnings_) + [f"L(N, D) is the {form.name} law at {epochs:g} epoch(s) ({seen})"]
         law.reduced_from_ = form.name
+        law.epochs_ = float(epochs)
         return law
 
     def to_metric(self, error: np.ndarray) -> np.ndarray:
@@ -395,6 +415,11 @@ class ScalingLaw:
     # ---- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
+        if self.form_.name not in FORMS:
+            raise UserError(
+                f"form '{self.form_.name}' is a reading of the {self.reduced_from_} law: save that law, and reduce "
+                "it when loaded (two_variable)"
+            )
         out: dict[str, Any] = {
             "scalinglab_version": __version__,
             "form": self.form_.name,

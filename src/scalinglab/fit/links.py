@@ -9,8 +9,8 @@ Three families, each linear in two of its parameters once the others are fixed (
 
 Each is monotone in x for every parameter value. Fits are least squares on the metric's own scale: a grid over
 the nonlinear parameters with the linear ones solved exactly, then the best grid point polished with all
-parameters free (scipy's trust-region least squares, within bounds). The link is chosen by held-out-run error
-with the one-standard-error rule, as forms are (`select_link`).
+parameters free (scipy's trust-region least squares, within bounds). The link is chosen as forms are
+(`select_link`): by how it predicts the runs beyond compute cuts, leave-one-run-out second.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from scalinglab.errors import UserError
+from scalinglab.fit.extrapolation import MIN_FOLDS, Fold, folds_over, paired_choice
 
 LINKS = ("sigmoid", "exponential", "power")
 FORMULAS = {
@@ -201,16 +202,23 @@ def fit_link(name: str, x: np.ndarray, y: np.ndarray, limits: tuple[float, float
 
 @dataclass
 class LinkSelection:
-    """Every candidate link's held-out-run error, the one chosen and why."""
+    """Every candidate link's held-out error, the one chosen and why."""
 
-    table: pd.DataFrame  # link, free_params, folds, cv_error (mean |residual| of held-out points), cv_se, chosen
+    table: pd.DataFrame  # link, free_params, folds, cv_error, cv_se, rss, [extrap_folds, extrap_error], chosen
     choice: str
     reason: str
     unit: str  # "run" or "point"
+    scoring: str = "loo"  # what chose: "extrapolation" (runs beyond compute cuts) or "loo"
 
     def to_dict(self) -> dict[str, Any]:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
-        return {"choice": self.choice, "reason": self.reason, "held_out": self.unit, "candidates": rows}
+        return {
+            "choice": self.choice,
+            "reason": self.reason,
+            "held_out": self.unit,
+            "scoring": self.scoring,
+            "candidates": rows,
+        }
 
 
 def cross_validate_link(
@@ -227,50 +235,112 @@ def cross_validate_link(
     return residual, fold
 
 
+def link_folds(x: np.ndarray, groups: np.ndarray, compute: np.ndarray, free_params: int) -> list[Fold]:
+    """Forward-chaining folds over the runs' compute (each run's largest pair's) whose runs below the cut can fit
+    a link with `free_params` parameters: three runs or more and more distinct x than parameters plus one. None
+    when fewer than `MIN_FOLDS` can."""
+    frame = pd.DataFrame({"run": groups, "compute": compute}).groupby("run")["compute"].max()
+    usable = []
+    for fold in folds_over(frame.index.to_numpy(), frame.to_numpy()):
+        train = ~np.isin(groups, fold.held_out)
+        if np.unique(groups[train]).size >= 3 and np.unique(x[train]).size > free_params + 1:
+            usable.append(fold)
+    return usable if len(usable) >= MIN_FOLDS else []
+
+
+def extrapolate_link(
+    name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: list[Fold], limits: tuple[float, float]
+) -> tuple[float, pd.Series]:
+    """Link `name` fitted on each fold's runs below the cut (from its own grid, no warm start) and scored on the
+    runs above: the mean over folds of the mean |residual| (metric units), and each held-out run's mean
+    |residual| per fold, indexed by (fold, run), for the paired comparison."""
+    per_fold, per_run = [], []
+    for index, fold in enumerate(folds):
+        test = np.isin(groups, fold.held_out)
+        params, _ = fit_link_params(name, x[~test], y[~test], limits=limits)
+        residual = np.abs(evaluate_link(name, params, x[test]) - y[test])
+        residual[~np.isfinite(residual)] = np.inf
+        per_fold.append(float(np.mean(residual)))
+        runs = pd.Series(residual).groupby(groups[test]).mean()
+        per_run.append(pd.Series(runs.to_numpy(), index=pd.MultiIndex.from_product([[index], runs.index])))
+    return float(np.mean(per_fold)), pd.concat(per_run)
+
+
+def _loo_row(name: str, link: Link, x, y, groups, limits, n_folds: int) -> dict[str, Any]:
+    """Link `name`'s leave-one-run-out score (the table's cv_ columns)."""
+    row: dict[str, Any] = {"link": name, "free_params": len(PARAMS[name]), "folds": n_folds, "rss": link.rss}
+    if n_folds < 3:
+        return row
+    residual, fold = cross_validate_link(name, x, y, groups, limits, link.params)
+    per_fold = np.bincount(fold, weights=np.abs(residual)) / np.bincount(fold)
+    finite = bool(np.all(np.isfinite(per_fold)))
+    row["cv_error"] = float(np.mean(per_fold)) if finite else np.inf
+    row["cv_se"] = float(np.std(per_fold, ddof=1) / np.sqrt(n_folds)) if finite else np.inf
+    return row
+
+
 def select_link(
     x: np.ndarray,
     y: np.ndarray,
     groups: np.ndarray | None,
     candidates: tuple[str, ...] | list[str] = LINKS,
     limits: tuple[float, float] = (-np.inf, np.inf),
+    scoring: str = "extrapolation",
+    compute: np.ndarray | None = None,
 ) -> tuple[LinkSelection, dict[str, Link]]:
-    """Fit every candidate link, score each by leave-one-run-out error, choose by the one-standard-error rule.
+    """Fit every candidate link and choose one, as forms are chosen (`fit.search`).
 
-    The score is the mean over folds of the mean |held-out residual| (metric units), with its standard error;
-    the choice is the link with the fewest parameters within one standard error of the best, ties to the lower.
+    With `scoring` "extrapolation" and each pair's `compute` (N x D of its checkpoint), each link is fitted on
+    the runs below forward-chaining compute cuts and scored on the runs above (mean |residual|, metric units);
+    the choice is the simplest link within one paired standard error of the best, leave-one-run-out as the
+    secondary score (`fit.extrapolation.paired_choice`). Without compute, or with fewer than two usable cuts,
+    and with `scoring` "loo": the link with the fewest parameters within one standard error of the best
+    leave-one-run-out error, ties to the lower.
     """
-    rows, links = [], {}
-    n_folds = int(np.unique(np.arange(y.size) if groups is None else groups).size)
-    for name in candidates:
-        if name not in LINKS:
-            raise UserError(f"unknown link '{name}'; choose one of: {', '.join(LINKS)}")
-        links[name] = fit_link(name, x, y, limits)
-        if n_folds < 3:
-            continue
-        residual, fold = cross_validate_link(name, x, y, groups, limits, links[name].params)
-        per_fold = np.bincount(fold, weights=np.abs(residual)) / np.bincount(fold)
-        finite = bool(np.all(np.isfinite(per_fold)))
-        rows.append(
-            {
-                "link": name,
-                "free_params": len(PARAMS[name]),
-                "folds": n_folds,
-                "cv_error": float(np.mean(per_fold)) if finite else np.inf,
-                "cv_se": float(np.std(per_fold, ddof=1) / np.sqrt(n_folds)) if finite else np.inf,
-                "rss": links[name].rss,
-            }
-        )
+    if scoring not in ("extrapolation", "loo"):
+        raise UserError(f"link selection: scoring must be extrapolation or loo, not '{scoring}'")
+    unknown = [name for name in candidates if name not in LINKS]
+    if unknown:
+        raise UserError(f"unknown link '{unknown[0]}'; choose one of: {', '.join(LINKS)}")
+    labels = np.arange(y.size) if groups is None else np.asarray(groups)
+    n_folds = int(np.unique(labels).size)
+    links = {name: fit_link(name, x, y, limits) for name in candidates}
+    rows = [_loo_row(name, links[name], x, y, groups, limits, n_folds) for name in candidates]
     unit = "point" if groups is None else "run"
-    if not rows:  # too few runs to hold any out: the best in-sample fit
-        choice = min(links, key=lambda k: links[k].rss)
-        table = pd.DataFrame([{"link": k, "free_params": len(PARAMS[k]), "rss": v.rss} for k, v in links.items()])
-        table["chosen"] = table["link"] == choice
-        return LinkSelection(table, choice, f"fewer than 3 {unit}s to hold out: lowest in-sample error", unit), links
     table = pd.DataFrame(rows)
+    free = max(len(PARAMS[name]) for name in candidates)
+    folds = link_folds(x, labels, compute, free) if scoring == "extrapolation" and compute is not None else []
+    if folds:
+        return _by_extrapolation(table, links, x, y, labels, folds, limits, unit)
+    if "cv_error" not in table:  # too few runs to hold any out: the best in-sample fit
+        choice = min(links, key=lambda k: links[k].rss)
+        table = table[["link", "free_params", "rss"]].assign(chosen=lambda t: t["link"] == choice)
+        return LinkSelection(table, choice, f"fewer than 3 {unit}s to hold out: lowest in-sample error", unit), links
     choice, reason = _one_se(table)
+    if scoring == "extrapolation":
+        reason = "too few runs below two compute cuts to score extrapolation; by leave-one-run-out: " + reason
     table["chosen"] = table["link"] == choice
     table = table.sort_values("cv_error", kind="stable").reset_index(drop=True)
     return LinkSelection(table, choice, reason, unit), links
+
+
+def _by_extrapolation(
+    table: pd.DataFrame, links: dict[str, Link], x, y, labels, folds: list[Fold], limits, unit: str
+) -> tuple[LinkSelection, dict[str, Link]]:
+    """The extrapolation scores added to `table`, and the paired one-SE choice on them."""
+    scores, per_run = {}, {}
+    for name in links:
+        scores[name], per_run[name] = extrapolate_link(name, x, y, labels, folds, limits)
+    table = table.assign(extrap_folds=len(folds), extrap_error=table["link"].map(scores))
+    scored = table.rename(columns={"extrap_error": "extrap_log_error", "cv_error": "cv_log_error"})
+    choice, _, reason = paired_choice(scored, per_run, key="link", describe=_describe_link)
+    table["chosen"] = table["link"] == choice
+    table = table.sort_values("extrap_error", kind="stable").reset_index(drop=True)
+    return LinkSelection(table, choice, reason, unit, scoring="extrapolation"), links
+
+
+def _describe_link(row: pd.Series) -> str:
+    return f"{row['extrap_log_error']:.4g} mean |residual|"
 
 
 def _one_se(table: pd.DataFrame) -> tuple[str, str]:

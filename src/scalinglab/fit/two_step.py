@@ -22,12 +22,12 @@ from scalinglab import __version__
 from scalinglab.errors import UserError, check_level, check_whole
 from scalinglab.files import read_json, write_text_atomic
 from scalinglab.fit.bootstrap import resample_weights
+from scalinglab.fit.extrapolation import point_compute
 from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.fit.links import LINKS, Link, LinkSelection, evaluate_link, fit_link, fit_link_params, select_link
 from scalinglab.fit.optimize import minimize
+from scalinglab.fit.search import AUTO
 from scalinglab.observations import FitData, numeric_column, prepare_frame, resolve_columns, select_fit_data
-
-AUTO = "auto"
 
 
 @dataclass
@@ -280,13 +280,7 @@ class TwoStepLaw:
                 raise UserError("bootstrap intervals need --bootstrap K (K > 0)")
             options["intervals"] = None
         self.step1_ = fit_law(self.form, data.step1, law_options={"ci_level": self.ci_level, **options})
-        limits = self.link_limits
-        if self.link == AUTO:
-            self.link_selection_, fitted = select_link(data.x, data.y, data.groups, self.links, limits)
-            self.link_: Link = fitted[self.link_selection_.choice]
-        else:
-            self.link_selection_: LinkSelection | None = None
-            self.link_ = fit_link(self.link, data.x, data.y, limits)
+        self.link_selection_, self.link_ = self._fit_link(data)
         self.via_ = data.via
         self.residuals_ = self.link_(data.x) - data.y
         self.n_pairs_ = int(data.y.size)
@@ -297,6 +291,18 @@ class TwoStepLaw:
         if bootstrap_intervals:
             self.step1_.intervals = "bootstrap"
         return self
+
+    def _fit_link(self, data: TwoStepData) -> tuple[LinkSelection | None, Link]:
+        """Step 2: the named link, or (link "auto") the one `select_link` chooses by the law's `select_by`
+        scoring, with each pair's compute (N x D of its checkpoint) for the forward-chaining cuts."""
+        if self.link != AUTO:
+            return None, fit_link(self.link, data.x, data.y, self.link_limits)
+        scoring = self.law_options.get("select_by") or "extrapolation"
+        compute = point_compute(FitData(data.inputs, data.input_names, data.y, data.groups, data.source))
+        selection, fitted = select_link(
+            data.x, data.y, data.groups, self.links, self.link_limits, scoring=scoring, compute=compute
+        )
+        return selection, fitted[selection.choice]
 
     def _bootstrap(self, data: TwoStepData) -> None:
         """Refit both steps on resamples of whole runs (one draw per resample, shared by the two steps)."""

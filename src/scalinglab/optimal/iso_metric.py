@@ -110,9 +110,12 @@ def iso_metric_profile(
     n_points: int = 200,
     span: float = 1e4,
 ) -> Profile:
-    """The (N, D) curve reaching the target over N in [ref N / span, ref N * span], and its cheapest point."""
-    k = flops_per_param_sample
-    check_flops_per_param_sample(k)
+    """The (N, D) curve reaching the target over N in [ref N / span, ref N * span], and its cheapest point.
+
+    The cost is C = k N D, times the epochs of a steps-aware law read at several (`two_variable(epochs)`: each
+    of the D unique samples is trained on that many times)."""
+    check_flops_per_param_sample(flops_per_param_sample)
+    k = flops_per_param_sample * getattr(law, "epochs_", 1.0)
     target, ref = resolve_target(law, improvement, target, reference)
     ref["flops"] = k * ref["n"] * ref["d"]
     n_grid = np.geomspace(ref["n"] / span, ref["n"] * span, n_points)
@@ -138,7 +141,7 @@ def iso_metric_profile(
     cheapest = {"n": n_best, "d": d_best, "flops": k * n_best * d_best}
     curve = pd.DataFrame({"n_params": n_grid, "dataset_size": d_grid, "flops": cost, "value": target})
     multipliers = {key: cheapest[key] / ref[key] for key in ("n", "d", "flops")}
-    return Profile(target, ref, curve, cheapest, multipliers, improvement, k)
+    return Profile(target, ref, curve, cheapest, multipliers, improvement, flops_per_param_sample)
 
 
 def cost_table(
