@@ -23,9 +23,11 @@ browser:
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
 	  echo "warning: could not install chromium; the browser test will be skipped"
 
+# Two pytest workers (one per core of a 2-core machine); each test module stays on one worker (its fixtures are
+# built once) and the tests that start Ray share one worker (tests/conftest.py).
 test: install browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The quick subset (under a minute): everything but the tests marked slow. `make test` runs them all.
 test-fast: install

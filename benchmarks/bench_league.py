@@ -105,7 +105,8 @@ def pythia(cut: float, bootstrap: int, tasks: tuple[str, ...] = PYTHIA_TASKS) ->
     table = pd.read_csv(DATA / "pythia_evals" / "pythia_zero_shot.csv")
     table = table[table["step"] >= 1000].reset_index(drop=True)
     table = table.assign(lambada_loss=np.log(table["lambada_openai_ppl"]), run_id=table["model"])
-    compute = (table["n_params"] * table.groupby("model")["tokens"].transform("max")).groupby(table["model"]).max()
+    tokens = table.groupby("model")["tokens"].transform("max").astype(float)  # int64 products overflow
+    compute = (table["n_params"].astype(float) * tokens).groupby(table["model"]).max()
     cut_n = float(table.loc[table["model"].isin(compute[compute <= compute.quantile(cut)].index), "n_params"].max())
     rows = []
     for form in [*TWO_VAR, "auto"]:

@@ -1,4 +1,7 @@
-"""Shared fixtures: paths to the reference data (skipping cleanly when it is absent), and a lock holder."""
+"""Shared fixtures: paths to the reference data (skipping cleanly when it is absent), and a lock holder.
+
+Under `pytest -n K --dist loadgroup` (`make test`) each module is one group, so its module fixtures are built
+once, and every test marked `ray` joins one group, so no two Ray instances start at once."""
 
 from __future__ import annotations
 
@@ -11,6 +14,12 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = "ray" if item.get_closest_marker("ray") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

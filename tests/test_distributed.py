@@ -29,6 +29,8 @@ from scalinglab.study.storage import STORAGE_ENV, Folder
 from scalinglab.study.store import Store
 from scalinglab.study.train import autocast, build_run, train_run, uses_bf16
 
+pytestmark = pytest.mark.ray  # the module starts a Ray cluster: under pytest -n its tests share one worker
+
 BASE = {
     "name": "dp",
     "task": "toy",

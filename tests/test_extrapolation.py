@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scalinglab import FormSearch, ScalingLaw
-from scalinglab.fit.extrapolation import forward_folds, run_compute, score_extrapolation, usable_cuts
+from scalinglab.fit.extrapolation import TOO_FEW, forward_folds, run_compute, score_extrapolation, usable_cuts
 from scalinglab.observations import FitData
 
 # A 6 x 4 grid, two seeds per cell: the runs of one (N, D) cell share their compute.
@@ -72,7 +72,7 @@ def test_a_grid_too_small_to_cut_falls_back_to_leave_one_out():
     data = _data(seed=3, n=n, d=d)  # 6 cells: no cut leaves 2 values of N and D and more than 4 points
     search = FormSearch(ScalingLaw(intervals=None), ["chinchilla_shared", "chinchilla_no_floor_shared"]).fit(data)
     loo = FormSearch(ScalingLaw(intervals=None), ["chinchilla_shared", "chinchilla_no_floor_shared"], scoring="loo")
-    assert search.selection_.reason.startswith("too few runs below any compute cut")
+    assert search.selection_.reason.startswith(TOO_FEW)
     assert search.best_form_ == loo.fit(data).best_form_
 
 

@@ -261,6 +261,7 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_executor_on_a_real_local_instance(tmp_path):
     store = Store.create(tmp_path / "s", config(model_scales=[1], data_scales=[1, 2]))
     assert execute(store, executor="ray") == {"done": 2}

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import UserError
+from scalinglab.fit.extrapolation import TOO_FEW
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.links import LINKS, evaluate_link, fit_link, select_link
 from scalinglab.fit.two_step import TwoStepLaw, two_step_data
@@ -111,7 +112,7 @@ def test_link_selection_falls_back_to_leave_one_run_out():
     assert loo.scoring == "loo" and "extrap_error" not in loo.table
     x, y, groups, compute = _sigmoid_runs(runs=4)
     few, _ = select_link(x, y, groups, limits=(0.0, 1.0), compute=compute)
-    assert few.scoring == "loo" and few.reason.startswith("too few runs below two compute cuts")
+    assert few.scoring == "loo" and few.reason.startswith(TOO_FEW)
     with pytest.raises(UserError, match="scoring must be extrapolation or loo"):
         select_link(x, y, groups, scoring="largest")
 

@@ -17,6 +17,7 @@ window; sensor-like noise is added to the observed histories.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -399,12 +400,20 @@ def _samples(
     )
 
 
+# Each stream's chunks simulated so far in this process: a sweep's data scales are prefixes of one stream,
+# so the 7X cell extends the chunks the 1X..4X cells already simulated instead of starting again.
+_STREAMS: dict[tuple[SyntheticOptions, int], list[TrajectorySet]] = {}
+
+
 def synthetic_traffic(options: SyntheticOptions, scenes: int, seed: int) -> TrajectorySet:
-    """The first `scenes` scenes of the stream for `seed`."""
-    parts, have, chunk = [], 0, 0
-    while have < scenes:
-        part = simulate_chunk(options, seed, chunk)
-        parts.append(part)
-        have += len(part)
-        chunk += 1
+    """The first `scenes` scenes of the stream for `seed` (its chunks are simulated once per process)."""
+    chunks = _STREAMS.setdefault((options, seed), [])
+    parts, have = [], 0
+    for chunk in itertools.count():
+        if have >= scenes:
+            break
+        if chunk == len(chunks):
+            chunks.append(simulate_chunk(options, seed, chunk))
+        parts.append(chunks[chunk])
+        have += len(chunks[chunk])
     return TrajectorySet.concat(parts).subset(slice(0, scenes))

@@ -5,8 +5,9 @@ the runs below a compute cut, predict every run above it, for several cuts (the 
 percentiles of the runs' compute). A run's compute is N x D at its last point (N x samples seen for a
 steps-aware table), so the seeds of one (N, D) cell fall on the same side of every cut. A cut is usable when
 the runs below it leave at least two values of every input and more distinct cells than the form's free
-parameters plus one; when fewer than two cuts are usable the table is too small to say how a form extrapolates
-(`usable_cuts` is empty) and the search falls back to leave-one-run-out (`fit.scoring`).
+parameters plus one; when fewer than two cuts are usable, or the usable cuts hold out fewer than four runs in all
+(too few for the paired standard error of the one-SE rule), the table is too small to say how a form
+extrapolates (`usable_cuts` is empty) and the search falls back to leave-one-run-out (`fit.scoring`).
 
 Unlike the leave-one-out refits, each fold is a full multistart fit from the form's own start grid: a warm start
 from the fit on every run would carry the held-out larger runs into the fold. A fold needs only the optimum it
@@ -80,6 +81,15 @@ def folds_over(labels: np.ndarray, compute: np.ndarray, cuts: tuple[float, ...] 
 
 
 MIN_FOLDS = 2  # fewer usable cuts than this: the table is too small to say how a form extrapolates
+# Fewer held-out run predictions (summed over the usable folds) than this: the paired standard error the one-SE
+# rule compares candidates with would have two degrees of freedom or fewer (a suite of six models has three).
+MIN_HELD_OUT = 4
+TOO_FEW = "too few runs to score extrapolation (fewer than 2 usable compute cuts or 4 held-out run predictions)"
+
+
+def enough(folds: list[Fold]) -> list[Fold]:
+    """`folds` when they can score extrapolation (`MIN_FOLDS` cuts, `MIN_HELD_OUT` held-out runs), else none."""
+    return folds if len(folds) >= MIN_FOLDS and sum(f.held_out.size for f in folds) >= MIN_HELD_OUT else []
 
 
 def trainable(data: FitData, mask: np.ndarray, free_params: int) -> bool:
@@ -94,11 +104,10 @@ def trainable(data: FitData, mask: np.ndarray, free_params: int) -> bool:
 
 
 def usable_cuts(data: FitData, folds: list[Fold], free_params: int) -> list[Fold]:
-    """The folds whose training runs can fit a form with `free_params` parameters; none when fewer than
-    `MIN_FOLDS` can."""
+    """The folds whose training runs can fit a form with `free_params` parameters; none when they are too few
+    to score extrapolation (`enough`)."""
     labels = run_labels(data)
-    usable = [f for f in folds if trainable(data, ~np.isin(labels, f.held_out), free_params)]
-    return usable if len(usable) >= MIN_FOLDS else []
+    return enough([f for f in folds if trainable(data, ~np.isin(labels, f.held_out), free_params)])
 
 
 def score_extrapolation(

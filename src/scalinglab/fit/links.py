@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from scalinglab.errors import UserError
-from scalinglab.fit.extrapolation import MIN_FOLDS, Fold, folds_over, paired_choice
+from scalinglab.fit.extrapolation import TOO_FEW, Fold, enough, folds_over, paired_choice
 
 LINKS = ("sigmoid", "exponential", "power")
 FORMULAS = {
@@ -238,14 +238,14 @@ def cross_validate_link(
 def link_folds(x: np.ndarray, groups: np.ndarray, compute: np.ndarray, free_params: int) -> list[Fold]:
     """Forward-chaining folds over the runs' compute (each run's largest pair's) whose runs below the cut can fit
     a link with `free_params` parameters: three runs or more and more distinct x than parameters plus one. None
-    when fewer than `MIN_FOLDS` can."""
+    when they are too few to score extrapolation (`fit.extrapolation.enough`)."""
     frame = pd.DataFrame({"run": groups, "compute": compute}).groupby("run")["compute"].max()
     usable = []
     for fold in folds_over(frame.index.to_numpy(), frame.to_numpy()):
         train = ~np.isin(groups, fold.held_out)
         if np.unique(groups[train]).size >= 3 and np.unique(x[train]).size > free_params + 1:
             usable.append(fold)
-    return usable if len(usable) >= MIN_FOLDS else []
+    return enough(usable)
 
 
 def extrapolate_link(
@@ -318,7 +318,7 @@ def select_link(
         return LinkSelection(table, choice, f"fewer than 3 {unit}s to hold out: lowest in-sample error", unit), links
     choice, reason = _one_se(table)
     if scoring == "extrapolation":
-        reason = "too few runs below two compute cuts to score extrapolation; by leave-one-run-out: " + reason
+        reason = f"{TOO_FEW}; by leave-one-run-out: {reason}"
     table["chosen"] = table["link"] == choice
     table = table.sort_values("cv_error", kind="stable").reset_index(drop=True)
     return LinkSelection(table, choice, reason, unit), links

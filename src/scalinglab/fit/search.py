@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
-from scalinglab.fit.extrapolation import Fold, forward_folds, paired_choice, score_extrapolation, usable_cuts
+from scalinglab.fit.extrapolation import (
+    TOO_FEW,
+    Fold,
+    forward_folds,
+    paired_choice,
+    score_extrapolation,
+    usable_cuts,
+)
 from scalinglab.fit.forms import get_form
 from scalinglab.fit.holdout import holdout_mask
 from scalinglab.fit.scoring import (
@@ -209,7 +216,7 @@ def rank_by_extrapolation(
             sizes.pop(0)
     scored = table["free_params"] <= (sizes[0] if sizes else -1)
     if not usable:
-        reason = f"too few runs below any compute cut to fit a candidate; by leave-one-out: {loo.reason}"
+        reason = f"{TOO_FEW}; by leave-one-out: {loo.reason}"
         return Selection(table, loo.choice, reason, loo.unit)
     rows, per_run = [], {}
     for name in table.loc[scored, "form"]:

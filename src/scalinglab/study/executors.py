@@ -187,8 +187,8 @@ def connect_ray(address: str | None, timeout: float = RAY_TIMEOUT) -> None:
     if ray.is_initialized():
         return
     options = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
-    if address is None or address == "local":
-        ray.init(**options)
+    if address is None or address == "local":  # a new local instance, never one already running on the machine
+        ray.init(address="local", **options)
         return
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # its C++ client logs every failed retry
     _probe(address, timeout)
