@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench_two_step import pythia_backtest, pythia_table
 from scalinglab import FormSearch, ScalingLaw
-from scalinglab.fit.backtest import backtest_via
 from scalinglab.observations import FitData
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -102,9 +102,7 @@ def pythia(cut: float, bootstrap: int, tasks: tuple[str, ...] = PYTHIA_TASKS) ->
     """Pythia's accuracies through two steps (LAMBADA loss, then a link), per step-1 form and auto: the models
     whose compute (N x tokens at their last checkpoint) is above the cut are held out whole; mean absolute
     error (accuracy points) over their checkpoints from step 1000, R^2 and 90% prediction-interval coverage."""
-    table = pd.read_csv(DATA / "pythia_evals" / "pythia_zero_shot.csv")
-    table = table[table["step"] >= 1000].reset_index(drop=True)
-    table = table.assign(lambada_loss=np.log(table["lambada_openai_ppl"]), run_id=table["model"])
+    table = pythia_table(DATA / "pythia_evals" / "pythia_zero_shot.csv", 1000)
     tokens = table.groupby("model")["tokens"].transform("max").astype(float)  # int64 products overflow
     compute = (table["n_params"].astype(float) * tokens).groupby(table["model"]).max()
     cut_n = float(table.loc[table["model"].isin(compute[compute <= compute.quantile(cut)].index), "n_params"].max())
@@ -112,20 +110,7 @@ def pythia(cut: float, bootstrap: int, tasks: tuple[str, ...] = PYTHIA_TASKS) ->
     for form in [*TWO_VAR, "auto"]:
         start = time.perf_counter()
         for task in tasks:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = backtest_via(
-                    table,
-                    ("n", "d"),
-                    "lambada_loss",
-                    f"n_params>{cut_n:.6g}",
-                    [form],
-                    {"n": "n_params", "d": "tokens", "run": "run_id", "y": task},
-                    higher_is_better=True,
-                    bootstrap=bootstrap,
-                    seed=0,
-                    final_only=False,
-                )
+            result = pythia_backtest(table, task, f"n_params>{cut_n:.6g}", form, bootstrap)
             at = result.points[result.points["method"] == f"two_step:{form}"]
             rows.append({"form": form, "task": task} | _point_scores(at) | {"link": result.links[f"two_step:{form}"]})
         rows[-1]["seconds"] = time.perf_counter() - start

@@ -4,7 +4,11 @@ A 6 model x 4 data grid (24 runs, one point each) drawn from a known chinchilla 
 noise; `FormSearch(ScalingLaw(bootstrap=K))` fits the four candidates, scores each by leave-one-run-out
 error, refits the choice with profile intervals and K bootstrap refits. Also times each piece alone.
 
-    .venv/bin/python benchmarks/bench_selection.py [--bootstrap 1000] [--repeats 3]
+With `--large-grid R` it also times the default selection (extrapolation folds, leave-one-run-out beside) over
+every two-variable form, Farseer and chinchilla_nbeta included, on an R-run grid (R = 400: 20 model x 20 data
+scales, 1% noise), the choice refitted with profile intervals.
+
+    .venv/bin/python benchmarks/bench_selection.py [--bootstrap 1000] [--repeats 3] [--large-grid 400]
 """
 
 from __future__ import annotations
@@ -27,6 +31,32 @@ def grid(seed: int, noise: float = 0.01) -> pd.DataFrame:
     return pd.DataFrame({"run_id": [f"r{i}" for i in range(n.size)], "n_params": n, "dataset_size": d, "value": value})
 
 
+TWO_VARIABLE = [
+    "chinchilla",
+    "chinchilla_shared",
+    "chinchilla_no_floor",
+    "chinchilla_no_floor_shared",
+    "kaplan",
+    "chinchilla_nbeta",
+    "farseer",
+]
+
+
+def large_grid(runs: int, seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
+    side = int(round(np.sqrt(runs)))
+    n, d = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 3e9, side), np.geomspace(2e8, 3e11, side)))
+    value = chinchilla_loss(n, d) * np.exp(np.random.default_rng(seed).normal(0, noise, n.size))
+    return pd.DataFrame({"run_id": [f"r{i}" for i in range(n.size)], "n_params": n, "dataset_size": d, "value": value})
+
+
+def time_large(runs: int, repeats: int) -> None:
+    data = select_fit_data(large_grid(runs), ("n", "d"), None, n_params=5)
+    seconds, search = timed(lambda: FormSearch(ScalingLaw(), TWO_VARIABLE).fit(data), repeats)
+    print(search.cv_results_.to_string(index=False))
+    print(f"{data.n_points}-run grid: selection over {len(TWO_VARIABLE)} forms by {search.selection_.scoring}")
+    print(f"({search.selection_.reason}), the choice with profile intervals: {seconds:7.2f} s")
+
+
 def timed(fn, repeats: int) -> tuple[float, object]:
     best, out = np.inf, None
     for _ in range(repeats):
@@ -40,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large-grid", type=int, default=0, help="also time selection on a grid of this many runs")
     args = parser.parse_args()
     frame = grid(seed=0)
     data = select_fit_data(frame, ("n", "d"), None, n_params=5)
@@ -57,6 +88,8 @@ def main() -> None:
     print(f"form=auto + profile + {args.bootstrap} bootstrap refits:        {t_auto:7.3f} s")
     print(f"profile intervals of the choice: {law.ci_}")
     print(f"not identified: {law.not_identified_ or 'none'}")
+    if args.large_grid:
+        time_large(args.large_grid, args.repeats)
 
 
 if __name__ == "__main__":

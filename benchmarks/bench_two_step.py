@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.fit.backtest import backtest_via
+from scalinglab.fit.backtest import ViaBacktest, backtest_via
 from scalinglab.fit.two_step import TwoStepLaw, two_step_data
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pythia_evals" / "pythia_zero_shot.csv"
@@ -48,6 +48,24 @@ def pythia_table(path: Path, min_step: int) -> pd.DataFrame:
     table = pd.read_csv(path)
     table = table[table["step"] >= min_step].reset_index(drop=True)
     return table.assign(lambada_loss=np.log(table["lambada_openai_ppl"]), run_id=table["model"])
+
+
+def pythia_backtest(table: pd.DataFrame, task: str, holdout: str, form: str, bootstrap: int) -> ViaBacktest:
+    """`backtest_via` of `task` through the LAMBADA loss on Pythia's checkpoints, warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return backtest_via(
+            table,
+            ("n", "d"),
+            "lambada_loss",
+            holdout,
+            [form],
+            {"n": "n_params", "d": "tokens", "run": "run_id", "y": task},
+            higher_is_better=True,
+            bootstrap=bootstrap,
+            seed=0,
+            final_only=False,
+        )
 
 
 def decompose(table: pd.DataFrame, columns: dict, task: str, form: str, held: list[str]) -> dict[str, float]:
@@ -88,20 +106,7 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     for task in args.tasks.split(","):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = backtest_via(
-                table,
-                ("n", "d"),
-                "lambada_loss",
-                args.holdout,
-                [args.form],
-                {**columns, "y": task},
-                higher_is_better=True,
-                bootstrap=args.bootstrap,
-                seed=0,
-                final_only=False,
-            )
+        result = pythia_backtest(table, task, args.holdout, args.form, args.bootstrap)
         points = result.points.assign(step=table["step"].to_numpy()[result.points["row"].to_numpy() - 1])
         row = {"task": task}
         for method, short in ((f"direct:{args.form}", "direct"), (f"two_step:{args.form}", "two-step")):

@@ -21,7 +21,7 @@ from scalinglab.errors import UserError
 from scalinglab.study.config import ScheduleConfig, load_config, parse_config
 from scalinglab.study.records import Progress, RunSpec
 from scalinglab.study.runner import execute, export
-from scalinglab.study.schedule import lr_factor
+from scalinglab.study.schedule import learning_rates, lr_factor
 from scalinglab.study.store import Store
 from scalinglab.study.train import measure_step_flops, sample_indices, train_run
 from scalinglab.tasks import build_task
@@ -89,6 +89,21 @@ def test_schedules():
     assert [lr_factor(s, 100, wsd) for s in (0, 79)] == [1.0, 1.0]
     assert lr_factor(99, 100, wsd) == pytest.approx(0.0, abs=1e-12)
     assert lr_factor(89, 100, wsd) == pytest.approx(0.5)
+    # step 89 is 10 of the 20 decay steps in: half way; 1 - sqrt(1/2) and cos^2(pi/4) = 1/2 by hand
+    sqrt = ScheduleConfig(kind="wsd", decay_fraction=0.2, decay_shape="sqrt", min_lr_ratio=0.1)
+    assert lr_factor(89, 100, sqrt) == pytest.approx(0.1 + 0.9 * (1 - 0.5**0.5))
+    assert lr_factor(89, 100, ScheduleConfig(kind="wsd", decay_shape="cosine")) == pytest.approx(0.5)
+    assert lr_factor(99, 100, sqrt) == pytest.approx(0.1)
+    # the rates the trainer's LambdaLR sets, step by step
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, 100, sqrt))
+    seen = []
+    for _ in range(100):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(seen, learning_rates(sqrt, 100, 0.3), rtol=1e-12)
 
 
 def test_batches_are_epoch_permutations_and_reproducible():

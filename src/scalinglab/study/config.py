@@ -31,11 +31,14 @@ class OptimizerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    """cosine: warmup then cosine decay over the run's own length; wsd: warmup-stable-decay."""
+    """cosine: warmup then cosine decay over the run's own length; wsd: warmup-stable-decay, the last
+    `decay_fraction` of the steps decaying by `decay_shape` (linear; cosine; sqrt: 1 - sqrt(progress), the
+    cooldown Hagele et al. 2024 found best)."""
 
     kind: Literal["cosine", "wsd", "constant"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
     decay_fraction: float = Field(0.2, gt=0, le=1)
+    decay_shape: Literal["linear", "cosine", "sqrt"] = "linear"
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
