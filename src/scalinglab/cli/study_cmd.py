@@ -81,6 +81,7 @@ def status(
     as_json: Annotated[bool, Opt("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Each run's status, size and error, and the metrics the study records."""
+    from scalinglab.study.branches import branch_compute
     from scalinglab.study.store import Store
 
     store = Store.open(directory)
@@ -94,7 +95,11 @@ def status(
             for m, rows in obs.groupby("metric", sort=True)
         ]
         counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()}
-        print_json({"directory": str(directory), "counts": counts, "runs": records(runs), "metrics": metrics})
+        saved = branch_compute(runs, obs)
+        print_json(
+            {"directory": str(directory), "counts": counts, "runs": records(runs), "metrics": metrics}
+            | ({} if saved is None else {"branches": saved})
+        )
         return
     table = Table(title=f"study {directory}", title_justify="left")
     for col in ("run_id", "status", "n_params", "dataset_size", "attempts", "error"):
@@ -104,7 +109,18 @@ def status(
         table.add_row(row.run_id, row.status, *sizes, _cell(row.error))
     console.print(table)
     _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
-    _metrics(store.observations())
+    obs = store.observations()
+    _branches(branch_compute(runs, obs))
+    _metrics(obs)
+
+
+def _branches(saved: dict[str, float] | None) -> None:
+    if saved is not None:
+        console.print(
+            f"branches: {saved['branches']} cells cooled down from their trunks; training FLOPs "
+            f"{saved['flops_trained']:.3g} as trained (each trunk once) against {saved['flops_in_full']:.3g} "
+            f"counted in full per cell: {saved['saved']:.0%} saved"
+        )
 
 
 def _metrics(obs: Any) -> None:

@@ -69,7 +69,7 @@ class ResourcesConfig(Strict):
 
 # Keys that say how and where a study runs, not what it computes: a study created before they existed, or
 # that leaves them at their defaults, keeps its config digest.
-_HOW_KEYS = ("resources", "storage", "precision", "compile")
+_HOW_KEYS = ("resources", "storage", "precision", "compile", "branches")
 
 
 class MlflowLoggingConfig(Strict):
@@ -117,6 +117,8 @@ class StudyConfig(Strict):
     storage: str | None = Field(None, min_length=1)  # run folders (checkpoints): a path or URI; default DIR
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the training forward and backward
+    # Realise the data scales of each (model scale, seed) as cooldown branches of one wsd run (study/branches.py)
+    branches: bool = False
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("model_scales", "data_scales", mode="before")
@@ -141,6 +143,10 @@ class StudyConfig(Strict):
             raise ValueError("resources.gpus_per_worker > 0 needs device 'cuda' or 'auto'")
         if self.device == "cuda" and workers > 1 and self.resources.gpus_per_worker == 0:
             raise ValueError("device 'cuda' with workers_per_run > 1 needs resources.gpus_per_worker >= 1")
+        if self.branches and self.schedule.kind != "wsd":
+            raise ValueError("branches need schedule.kind 'wsd': a branch leaves its trunk's stable phase to cool down")
+        if self.branches and workers > 1:
+            raise ValueError("branches train in one process per run: set resources.workers_per_run to 1")
         return self
 
     def digest(self) -> str:
@@ -151,6 +157,8 @@ class StudyConfig(Strict):
         for key in _HOW_KEYS:
             if dumped.get(key) == defaults.get(key, False):
                 dumped.pop(key, None)
+        if dumped["schedule"].get("decay_shape") == "linear":  # a key added later, at its default: the old digest
+            dumped["schedule"].pop("decay_shape")
         return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -85,7 +85,7 @@ def _result(spec: RunSpec, run, state) -> dict[str, Any]:
         "rows": state.rows,
         "n_params": run.n_params,
         "n_params_nonembed": run.n_nonembed,
-        "dataset_size": run.data.dataset_size,
+        "dataset_size": run.dataset_size,
         "flops_per_step": state.flops_per_step,
         "resumed_from_step": state.resumed_from,
     }

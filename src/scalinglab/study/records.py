@@ -30,6 +30,8 @@ class RunResult:
     dataset_size: int
     flops_per_step: float
     resumed_from_step: int
+    parent: str | None = None  # a cooldown branch's trunk run (study.branches)
+    shared_steps: int = 0  # the steps the branch took from its trunk instead of training them
 
 
 # Events an executor reports to the driver's `emit`; the driver alone turns them into store writes.

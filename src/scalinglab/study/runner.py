@@ -16,6 +16,7 @@ from rich.progress import Progress as Display
 
 from scalinglab.errors import UserError
 from scalinglab.study import executors
+from scalinglab.study.branches import waves
 from scalinglab.study.config import StudyConfig, check_task_options
 from scalinglab.study.records import Done, Event, Failed, Notice, Progress, RunSpec, Skipped, Started
 from scalinglab.study.store import Store
@@ -158,7 +159,8 @@ def execute(
         )
         emit = _Recorder(store, display, track, console, overall)
         started = time.perf_counter()
-        _Executor(executor, workers, address, ray_timeout).run(config, specs, runs_dir, emit)
+        for wave in waves(config, specs):  # cooldown branches after their trunks (study.branches)
+            _Executor(executor, workers, address, ray_timeout).run(config, wave, runs_dir, emit)
         display.update(overall, info=f"{time.perf_counter() - started:.1f}s")
     counts = store.runs()["status"].value_counts().to_dict()
     return {k: int(v) for k, v in counts.items()}

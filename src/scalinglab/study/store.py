@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
     error TEXT, attempts INTEGER NOT NULL DEFAULT 0, resumed_from_step INTEGER,
     n_params INTEGER, n_params_nonembed INTEGER, dataset_size INTEGER, flops_per_step REAL,
-    started REAL, finished REAL
+    started REAL, finished REAL, parent TEXT, shared_steps INTEGER
 );
 CREATE TABLE IF NOT EXISTS observations (
     {", ".join(OBS_COLUMNS)},
@@ -72,6 +72,17 @@ class Store:
         if not {"meta", "runs", "observations"} <= tables:
             self.conn.close()
             raise UserError(f"{self.path}: not a study database (it has no study tables)")
+        self._add_branch_columns()
+
+    def _add_branch_columns(self) -> None:
+        """A store made before cooldown branches gets their two columns (empty); read-only, it is left as is."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        for column, kind in (("parent", "TEXT"), ("shared_steps", "INTEGER")):
+            if column not in have:
+                try:
+                    self.conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError:
+                    return
 
     @classmethod
     def create(cls, directory: str | Path, config: StudyConfig) -> Store:
@@ -175,7 +186,8 @@ class Store:
             )
             self.conn.execute(
                 "UPDATE runs SET status = 'done', error = NULL, finished = ?, resumed_from_step = ?, n_params = ?, "
-                "n_params_nonembed = ?, dataset_size = ?, flops_per_step = ? WHERE run_id = ?",
+                "n_params_nonembed = ?, dataset_size = ?, flops_per_step = ?, parent = ?, shared_steps = ? "
+                "WHERE run_id = ?",
                 (
                     time.time(),
                     result.resumed_from_step,
@@ -183,6 +195,8 @@ class Store:
                     result.n_params_nonembed,
                     result.dataset_size,
                     result.flops_per_step,
+                    result.parent,
+                    result.shared_steps,
                     result.run_id,
                 ),
             )

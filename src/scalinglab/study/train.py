@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from scalinglab.observations import observation_row
+from scalinglab.study.branches import branch_file, branch_step, trunk_of
 from scalinglab.study.config import StudyConfig
 from scalinglab.study.lock import run_lock
 from scalinglab.study.records import Event, Notice, Progress, RunResult, RunSpec, Started
@@ -139,10 +140,15 @@ class _Run:
     n_params: int
     n_nonembed: int
     forward: torch.nn.Module | None = None  # what the training loss runs through (compiled, DDP); else `model`
+    dataset_size: int | None = None  # the D recorded (a branch study's cell: the distinct samples it sees)
+    branch_points: tuple[int, ...] = ()  # a trunk's steps at which to save its state for a branch
+    branch: tuple[RunSpec, int] | None = None  # a branch's trunk and the step it leaves it at
 
     def __post_init__(self) -> None:
         if self.forward is None:
             self.forward = self.model
+        if self.dataset_size is None:
+            self.dataset_size = self.data.dataset_size
 
 
 @dataclass
@@ -154,20 +160,45 @@ class _State:
     elapsed: float = 0.0
     flops_per_step: float | None = None
     resumed_from: int = 0
+    window: tuple[float, int] = (0.0, 0)  # the training-loss sum and count since the last eval
+    shared_steps: int = 0  # a branch's steps taken from its trunk
 
 
 def _build(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
     task = build_task(config.task, config.task_options)
     torch.manual_seed(spec.seed)
-    data = task.build_data(spec.data_scale, spec.seed)
+    pool_scale = max(config.data_scales) if config.branches else spec.data_scale
+    data = task.build_data(pool_scale, spec.seed)
     model = task.build_model(spec.model_scale, config.scale_by).to(device)
     optimizer = _optimizer(config, model)
     total = config.budget.total_steps(data.dataset_size, config.batch_size)
+    plan = _branch_plan(config, spec, task, data.dataset_size) if config.branches else {}
+    total = plan.get("total", total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.schedule))
     n_params = sum(p.numel() for p in model.parameters())
     n_nonembed = n_params - task.embedding_parameters(model)
     forward = torch.compile(model) if config.compile else model  # shares the parameters; `model` is checkpointed
-    return _Run(spec, device, task, data, model, optimizer, scheduler, total, n_params, n_nonembed, forward)
+    run = _Run(spec, device, task, data, model, optimizer, scheduler, total, n_params, n_nonembed, forward)
+    if config.branches:
+        run.dataset_size = min(total * config.batch_size, data.dataset_size)
+        run.branch_points, run.branch = plan["points"], plan["branch"]
+    return run
+
+
+def _branch_plan(config: StudyConfig, spec: RunSpec, task: Task, pool: int) -> dict[str, Any]:
+    """A branch study's cell: its own length (from its data scale's size), the steps at which a trunk saves its
+    state for its branches, and for a branch its trunk and the step it leaves it at (`study.branches`)."""
+    largest = max(config.data_scales)
+    with torch.random.fork_rng():  # sizing the other data scales leaves the run's random stream as it was
+        sizes = {k: pool if k == largest else task.build_data(k, spec.seed).dataset_size for k in config.data_scales}
+    totals = {k: config.budget.total_steps(size, config.batch_size) for k, size in sizes.items()}
+    trunk_total = totals[largest]
+    trunk = trunk_of(config, spec)
+    if trunk is None:
+        points = (branch_step(t, trunk_total, config.schedule) for k, t in totals.items() if k != spec.data_scale)
+        return {"total": trunk_total, "points": tuple(sorted({p for p in points if p})), "branch": None}
+    step = branch_step(totals[spec.data_scale], trunk_total, config.schedule)
+    return {"total": totals[spec.data_scale], "points": (), "branch": None if step is None else (trunk, step)}
 
 
 def build_run(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
@@ -196,7 +227,10 @@ def _restore(run: _Run, data: bytes) -> _State:
         if not isinstance(step, int) or not 0 < step <= run.total:
             raise ValueError(f"step {step!r} is outside this run's 1..{run.total}")
         torch.set_rng_state(saved["rng"])
-        return _State(step, list(saved["rows"]), float(saved["elapsed"]), saved["flops_per_step"], step)
+        window = saved.get("window", (0.0, 0))
+        state = _State(step, list(saved["rows"]), float(saved["elapsed"]), saved["flops_per_step"], step)
+        state.window, state.shared_steps = (float(window[0]), int(window[1])), int(saved.get("shared_steps", 0))
+        return state
     except Exception as exc:
         raise _Unusable(f"it does not fit this run ({_first_line(exc)})") from exc
 
@@ -216,8 +250,11 @@ def restore_run(run: _Run, data: bytes) -> _State:
         raise ValueError(str(exc)) from exc
 
 
-def _start(config: StudyConfig, spec: RunSpec, folder: Folder, report: Report | None) -> tuple[_Run, _State]:
-    """The run, from its checkpoint when there is one that loads; from scratch otherwise.
+def _start(
+    config: StudyConfig, spec: RunSpec, folder: Folder, report: Report | None, run_dir: Path | None = None
+) -> tuple[_Run, _State]:
+    """The run, from its checkpoint when there is one that loads; a branch without one from its trunk's state
+    at its cooldown start; from scratch otherwise.
 
     A checkpoint that cannot be loaded (corrupt, or from another model) is set aside, not deleted, and the
     run starts over from a fresh build: a user rerunning the study gets a complete run, not a failure.
@@ -225,6 +262,8 @@ def _start(config: StudyConfig, spec: RunSpec, folder: Folder, report: Report | 
     device = resolve_device(config.device)
     run = _build(config, spec, device)
     if not folder.exists(CHECKPOINT):
+        if run.branch is not None and run_dir is not None:
+            return _from_trunk(config, run, Path(run_dir).parent, report)
         return run, _State()
     try:
         return run, _restore(run, folder.read(CHECKPOINT))
@@ -236,6 +275,28 @@ def _start(config: StudyConfig, spec: RunSpec, folder: Folder, report: Report | 
             what = f"checkpoint {where} could not be loaded: {exc}; moved to {aside}, training from step 0"
             report(Notice(spec.run_id, what))
         return _build(config, spec, device), _State()  # the failed restore may have changed the model
+
+
+def _from_trunk(config: StudyConfig, run: _Run, runs_dir: Path, report: Report | None) -> tuple[_Run, _State]:
+    """A branch started from its trunk's saved state: the trunk's rows so far become the branch's own (the same
+    steps of the same run), relabelled with the branch's cell; from step 0 when that state is missing."""
+    trunk, step = run.branch
+    folder = run_folder(config.storage, runs_dir / trunk.run_id)
+    name = branch_file(step)
+    try:
+        if not folder.exists(name):
+            raise _Unusable(f"its trunk {trunk.run_id} has no saved state at step {step}")
+        state = _restore(run, folder.read(name))
+    except _Unusable as exc:
+        if report is not None:
+            report(Notice(run.spec.run_id, f"not branched: {exc}; training from step 0"))
+        return _build(config, run.spec, run.device), _State()
+    for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs, strict=True):
+        group["lr"] = base * lr_factor(step, run.total, config.schedule)  # the trunk set its own next rate
+    cell = {"run_id": run.spec.run_id, "data_scale": run.spec.data_scale, "dataset_size": run.dataset_size}
+    state.rows = [row | cell for row in state.rows]
+    state.resumed_from, state.shared_steps = 0, step
+    return run, state
 
 
 def _evaluate(config: StudyConfig, run: _Run, state: _State, train_loss: float, started: float) -> list[dict]:
@@ -252,7 +313,7 @@ def _evaluate(config: StudyConfig, run: _Run, state: _State, train_loss: float, 
         "run_id": run.spec.run_id,
         "n_params": run.n_params,
         "n_params_nonembed": run.n_nonembed,
-        "dataset_size": run.data.dataset_size,
+        "dataset_size": run.dataset_size,
         "model_scale": run.spec.model_scale,
         "data_scale": run.spec.data_scale,
         "seed": run.spec.seed,
@@ -287,6 +348,8 @@ def checkpoint_bytes(run: _Run, state: _State, elapsed: float) -> bytes:
         "rows": state.rows,
         "elapsed": elapsed,
         "flops_per_step": state.flops_per_step,
+        "window": state.window,
+        "shared_steps": state.shared_steps,
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
@@ -296,9 +359,10 @@ def checkpoint_bytes(run: _Run, state: _State, elapsed: float) -> bytes:
 Save = Callable[[_Run, _State, float], None]  # (run, state, elapsed seconds): write the checkpoint
 
 
-def _saver(folder: Folder) -> Save:
+def _saver(folder: Folder, name: str | Callable[[int], str] = CHECKPOINT) -> Save:
     def save(run: _Run, state: _State, elapsed: float) -> None:
-        folder.write(CHECKPOINT, checkpoint_bytes(run, state, elapsed))  # whole: a kill leaves old or new, never half
+        target = name if isinstance(name, str) else name(state.step)
+        folder.write(target, checkpoint_bytes(run, state, elapsed))  # whole: a kill leaves old or new, never half
 
     return save
 
@@ -316,8 +380,10 @@ def train_steps(
     save: Save,
     report: Report | None = None,
     replica: Replica = Replica(),
+    keep: Save | None = None,
 ) -> None:
-    """Optimiser steps to the budget; every `eval_every` steps and at the last, evaluate and checkpoint.
+    """Optimiser steps to the budget; every `eval_every` steps and at the last, evaluate and checkpoint; at each
+    of a trunk's branch points, `keep` its state for the branch.
 
     Data-parallel: every process calls this with its `replica`; the chief alone evaluates and reports, and
     each calls `save` at the same steps (the chief writes the checkpoint).
@@ -325,7 +391,8 @@ def train_steps(
     spec, model, device = run.spec, run.model, run.device
     if state.flops_per_step is None:  # of the global batch: the shard's count times the processes
         state.flops_per_step = measure_step_flops(run.task, model, batch_at(config, run, 0, replica)) * replica.world
-    window_sum, window_count, last_loss = torch.zeros((), device=device), 0, float("nan")
+    window_sum, window_count = torch.tensor(state.window[0], device=device), state.window[1]
+    state.window, last_loss = (0.0, 0), float("nan")
     started = time.perf_counter() - state.elapsed
     amp = autocast(config, device)
     model.train()
@@ -352,6 +419,11 @@ def train_steps(
                 state.rows += _evaluate(config, run, state, train_loss, started)
             window_sum.zero_()
             window_count = 0
+        if keep is not None and state.step in run.branch_points:  # before the checkpoint: a resume never skips it
+            state.window = (window_sum.item(), window_count)
+            keep(run, state, time.perf_counter() - started)
+            state.window = (0.0, 0)
+        if evaluating:
             save(run, state, time.perf_counter() - started)
 
 
@@ -365,14 +437,16 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report 
         if report is not None:
             report(Started(spec.run_id))
         folder = run_folder(config.storage, run_dir)
-        run, state = _start(config, spec, folder, report)
-        train_steps(config, run, state, _saver(folder), report)
+        run, state = _start(config, spec, folder, report, run_dir)
+        train_steps(config, run, state, _saver(folder), report, keep=_saver(folder, branch_file))
     return RunResult(
         spec.run_id,
         state.rows,
         run.n_params,
         run.n_nonembed,
-        run.data.dataset_size,
+        run.dataset_size,
         state.flops_per_step,
         state.resumed_from,
+        None if run.branch is None or not state.shared_steps else run.branch[0].run_id,
+        state.shared_steps,
     )
