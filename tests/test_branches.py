@@ -17,6 +17,7 @@ from scalinglab.errors import UserError
 from scalinglab.study.branches import branch_file, branch_step, decay_start, waves
 from scalinglab.study.config import ScheduleConfig, parse_config
 from scalinglab.study.records import Progress
+from scalinglab.study.runner import execute
 from scalinglab.study.schedule import lr_factor
 from scalinglab.study.store import Store, plan_runs
 from scalinglab.study.train import train_run
@@ -144,3 +145,17 @@ def test_a_killed_branch_study_resumes_without_repeating_or_losing_steps(tmp_pat
     # as trained: each trunk in full plus its branches' cooldowns; in full: every cell from step 0
     trained, full = 2 * (512 + 32 + 64), 2 * (512 + 128 + 256)
     assert f"{1 - trained / full:.0%} saved" in status.stdout
+
+
+def test_the_report_says_what_the_branches_saved(tmp_path):
+    from scalinglab.analysis import analyse, load_observations
+    from scalinglab.report.html import write_report
+
+    store = Store.create(tmp_path / "s", config())
+    execute(store)
+    obs, source = load_observations(tmp_path / "s")
+    # 16 + 32 + 64 steps in full; the trunk's 64 plus the branches' 4 + 8 as trained
+    assert obs.attrs["branches"]["saved"] == pytest.approx(1 - 76 / 112)
+    analysis = analyse(obs, source, bootstrap=0, form="chinchilla", intervals=None)
+    write_report(analysis, tmp_path / "report")
+    assert "Cooldown branches: 2 cells cooled down" in (tmp_path / "report" / "index.html").read_text()

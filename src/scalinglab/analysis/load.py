@@ -20,5 +20,10 @@ def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
         obs = store.observations()
         if obs.empty:
             raise UserError(f"{path}: the study has no observations yet")
+        from scalinglab.study.branches import branch_compute
+
+        saved = branch_compute(store.runs(), obs)
+        if saved is not None:
+            obs.attrs["branches"] = saved  # what the cooldown branches saved, for the report's overview
         return obs, f"{path} ({store.config().name})"
     return read_table(path), str(path)

@@ -49,6 +49,7 @@ class Analysis:
     suggestions: Suggestions | None = None  # which run narrows N_opt at 10x the largest budget most
     two_step: TwoStepFits | None = None  # the metric through the eval loss, when the table has both
     two_step_error: str | None = None  # why the two-step fits failed
+    branches: dict[str, float] | None = None  # a branch study's FLOPs as trained and in full (study.branches)
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
@@ -95,6 +96,7 @@ def analyse(
     (n, d, y, c, run) to column names; `marks` are other studies' tables whose compute the envelope marks;
     `intervals` is the law's interval method (ScalingLaw's `intervals`).
     """
+    branches = obs.attrs.get("branches")
     obs = rename_columns(obs, columns, source)
     if split is not None and "split" in obs and split not in set(obs["split"]):
         split = None
@@ -104,7 +106,7 @@ def analyse(
     check_improvement(improvement, higher_is_better)
     final = last_rows(rows)
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
-    result.all_points = all_points
+    result.all_points, result.branches = all_points, branches
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,
         "split": split if "split" in obs else None,

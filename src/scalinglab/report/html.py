@@ -152,6 +152,13 @@ def _overview(page: Page, analysis: Analysis) -> None:
         f"{runs} runs, {len(analysis.observations)} observation rows. Improvements are in % with positive = "
         "better, whichever way the metric runs. Machine-readable summary: summary.json."
     )
+    if analysis.branches:
+        saved = analysis.branches
+        page.text(
+            f"Cooldown branches: {saved['branches']:.0f} cells cooled down from their model size's trunk run; "
+            f"training took {saved['flops_trained']:.3g} FLOPs (each trunk once) against {saved['flops_in_full']:.3g} "
+            f"counted in full per cell, {saved['saved']:.0%} saved."
+        )
     if analysis.warnings:
         page.heading("Warnings")
         for warning in analysis.warnings:
