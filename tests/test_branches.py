@@ -60,6 +60,8 @@ def test_a_branch_leaves_where_its_cooldown_starts_and_the_trunk_is_still_stable
 def test_branches_need_a_wsd_schedule_and_one_process_per_run():
     with pytest.raises(UserError, match="key '\\(top level\\)': branches need schedule.kind 'wsd'"):
         config(schedule={"kind": "cosine"})
+    with pytest.raises(UserError, match="branches need budget.epochs"):
+        config(budget={"steps": 100})
     with pytest.raises(UserError, match="workers_per_run to 1"):
         config(resources={"workers_per_run": 2})
     assert config(branches=False).digest() != config().digest()

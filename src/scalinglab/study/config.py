@@ -145,6 +145,8 @@ class StudyConfig(Strict):
             raise ValueError("device 'cuda' with workers_per_run > 1 needs resources.gpus_per_worker >= 1")
         if self.branches and self.schedule.kind != "wsd":
             raise ValueError("branches need schedule.kind 'wsd': a branch leaves its trunk's stable phase to cool down")
+        if self.branches and self.budget.steps is not None:
+            raise ValueError("branches need budget.epochs: each data scale's size sets how long its cell trains")
         if self.branches and workers > 1:
             raise ValueError("branches train in one process per run: set resources.workers_per_run to 1")
         return self
