@@ -103,11 +103,12 @@ def main() -> None:
     cells = ["model_scale", "data_scale"]
     per = {w: f.groupby(cells)["value"].agg(["mean", lambda v: np.ptp(v.to_numpy())]) for w, f in finals.items()}
     table = pd.concat({w: p.set_axis(["final", "seed_spread"], axis=1) for w, p in per.items()}, axis=1)
-    table["difference"] = table[("wsd branches", "final")] - table[("cosine", "final")]
+    table[("difference", "")] = table[("wsd branches", "final")] - table[("cosine", "final")]
     pd.set_option("display.width", 200)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     spread = np.mean([table[(w, "seed_spread")].mean() for w in WAYS])
-    print(f"mean |difference| {table['difference'].abs().mean():.4f}; mean seed-to-seed spread {spread:.4f}")
+    gap = table[("difference", "")].abs().mean()
+    print(f"mean |difference| {gap:.4f}; mean seed-to-seed spread {spread:.4f}")
     print(pd.DataFrame(laws).to_string())
     print(pd.DataFrame(costs).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 

@@ -92,6 +92,7 @@ def revisiting(bootstrap: int, limit: int | None = None) -> pd.DataFrame:
         within_10pct_of_best=("near_best", "mean"),
     )
     out.insert(0, "table", f"revisiting ({per['curve'].nunique()} curves)")
+    print("auto chose:", per.loc[per["form"] == "auto", "chose"].value_counts().to_dict(), flush=True)
     return out.reset_index()
 
 
