@@ -93,3 +93,52 @@ def assert_jacobian_matches_central_differences(form: Form, theta: np.ndarray, l
         down[:, k] -= h
         numeric = (form.log_predict(up, lx) - form.log_predict(down, lx)) / (2 * h)
         np.testing.assert_allclose(jac[..., k], numeric, rtol=1e-5, atol=1e-6, err_msg=f"{form.name} column {k}")
+
+
+def example_trials(
+    lr_law: tuple[float, float, float] = (3.0, -0.25, 0.05),
+    curvature: float = 0.02,
+    batch_law: tuple[float, float, float] | None = None,
+    batch_curvature: float = 0.01,
+    lr_steps: int = 7,
+    batch_sizes: tuple[int, ...] = (256,),
+    seeds: tuple[int, ...] = (0,),
+    noise: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One final eval-loss row per trial: L(N, D) + curvature (ln lr - ln lr*)^2 (+ the same in batch size).
+
+    The optimal learning rate is lr* = k N^a D^b (`lr_law` = (k, a, b)); each cell tries `lr_steps` rates a
+    factor 2 apart around lr*, the grid shifted off it by a random fraction of a step, so the optimum is
+    never a grid point. With `batch_law` the optimal batch size is k N^a D^b too, on the `batch_sizes` grid.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in MODEL_SIZES[:5]:
+        for d in DATA_SIZES[:5]:
+            best_lr = lr_law[0] * n ** lr_law[1] * d ** lr_law[2]
+            offset = rng.uniform(-0.5, 0.5)
+            lrs = best_lr * 2.0 ** (np.arange(lr_steps) - (lr_steps - 1) / 2 + offset)
+            best_b = batch_law[0] * n ** batch_law[1] * d ** batch_law[2] if batch_law else None
+            for lr in lrs:
+                for b in batch_sizes:
+                    extra = 0.0 if best_b is None else batch_curvature * np.log(b / best_b) ** 2
+                    for s in seeds:
+                        loss = chinchilla_loss(n, d) + curvature * np.log(lr / best_lr) ** 2 + extra
+                        rows.append(
+                            {
+                                "run_id": f"n{n:.3g}-d{d:.3g}-lr{lr:.4g}-b{b}-s{s}",
+                                "n_params": n,
+                                "dataset_size": d,
+                                "samples_seen": d,
+                                "steps": np.ceil(d / b),
+                                "flops": 6.0 * n * d,
+                                "metric": "loss",
+                                "split": "eval",
+                                "value": loss * np.exp(rng.normal(0.0, noise)) if noise else loss,
+                                "lr": lr,
+                                "batch_size": b,
+                                "seed": s,
+                            }
+                        )
+    return pd.DataFrame(rows)

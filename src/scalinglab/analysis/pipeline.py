@@ -17,6 +17,7 @@ from scalinglab.fit.forms import get_form
 from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.fit.search import AUTO, STEPS_INPUT
 from scalinglab.observations import FitData, last_rows, metric_rows, rename_columns, select_fit_data
+from scalinglab.observations.trials import BestOf, best_of, trial_columns
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 from scalinglab.optimal.parametric import additive_params
@@ -50,6 +51,7 @@ class Analysis:
     two_step: TwoStepFits | None = None  # the metric through the eval loss, when the table has both
     two_step_error: str | None = None  # why the two-step fits failed
     branches: dict[str, float] | None = None  # a branch study's FLOPs as trained and in full (study.branches)
+    trials: BestOf | None = None  # each cell's best trial, when the table has several per cell
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
@@ -88,13 +90,15 @@ def analyse(
     columns: dict[str, str | None] | None = None,
     marks: dict[str, pd.DataFrame] | None = None,
     intervals: str | None = "profile",
+    trials: list[str] | None | bool = None,
 ) -> Analysis:
     """Fit what the data supports; what it does not support becomes a warning, not a failure.
 
     `form` is the L(N, D) form ("auto": chosen by leave-one-run-out error); `all_points` fits every
     checkpoint instead of each run's last; `data_scale` picks the runs of the envelope; `columns` maps roles
     (n, d, y, c, run) to column names; `marks` are other studies' tables whose compute the envelope marks;
-    `intervals` is the law's interval method (ScalingLaw's `intervals`).
+    `intervals` is the law's interval method (ScalingLaw's `intervals`); `trials` the hyperparameter columns
+    whose best trial per cell is read (None: the known ones that vary within a cell; False: every trial).
     """
     branches = obs.attrs.get("branches")
     obs = rename_columns(obs, columns, source)
@@ -104,9 +108,14 @@ def analyse(
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
     check_improvement(improvement, higher_is_better)
+    chosen = _best_trials(obs, trials, metric, split, higher_is_better, source)
+    if chosen is not None:
+        obs, rows = chosen.table, metric_rows(chosen.table, metric, split, source)
     final = last_rows(rows)
     result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
-    result.all_points, result.branches = all_points, branches
+    result.all_points, result.branches, result.trials = all_points, branches, chosen
+    if chosen is not None:
+        result.warnings.append(f"trials: {chosen.note}")
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,
         "split": split if "split" in obs else None,
@@ -126,6 +135,19 @@ def analyse(
     result.warnings += list(dict.fromkeys(f"analysis: {w.message}" for w in caught))
     result.marks = {name: compute_marks(table) for name, table in (marks or {}).items()}
     return result
+
+
+def _best_trials(
+    obs: pd.DataFrame, trials: list[str] | None | bool, metric: str, split: str | None, higher: bool, source: str
+) -> BestOf | None:
+    """Each cell's best trial (`trials`: the columns, None to look for them, False for none), or None."""
+    if trials is False:
+        return None
+    rows = {"metric": metric if "metric" in obs else None, "split": split if "split" in obs else None}
+    by = trials or trial_columns(obs, source=source, **rows)
+    if not by:
+        return None
+    return best_of(obs, by, metric=rows["metric"], split=rows["split"], higher_is_better=higher, source=source)
 
 
 def _points(result: Analysis, obs: pd.DataFrame, selection: dict) -> FitData | None:

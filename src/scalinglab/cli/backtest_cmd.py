@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.options import Columns, Direction, Rows, TwoStep, grouped
+from scalinglab.cli.options import Columns, Direction, Rows, Trials, TwoStep, grouped
 from scalinglab.cli.render import check_count, console, frame_table, print_json, records
 from scalinglab.errors import UserError
 from scalinglab.fit.forms import get_form
@@ -40,6 +40,7 @@ def backtest(
     rows: Rows,
     direction: Direction,
     two_step: TwoStep,
+    trials: Trials,
     holdout: HOLDOUT = "frac:0.2",
     forms: Annotated[str | None, Opt(help=FORMS_HELP)] = None,
     x: X = None,
@@ -57,6 +58,7 @@ def backtest(
     check_count(seed, "--seed")
     names, inputs = _forms(forms, x, two_step)
     table, cols = columns.read(data)
+    table = trials.apply(table, cols, rows, direction.higher_is_better, str(data))
     cols["x"] = x
     common = {"source": str(data), "final_only": not all_points} | vars(rows) | columns.selection()
     resample = {"bootstrap": bootstrap, "seed": seed}

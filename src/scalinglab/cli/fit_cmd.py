@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.options import Columns, Direction, FormChoice, Intervals, Rows, TwoStep, grouped
+from scalinglab.cli.options import Columns, Direction, FormChoice, Intervals, Rows, Trials, TwoStep, grouped
 from scalinglab.cli.render import (
     K_NAME,
     console,
@@ -52,6 +52,7 @@ def fit(
     intervals: Intervals,
     two_step: TwoStep,
     choice: FormChoice,
+    trials: Trials,
     x: X = None,
     seen: SEEN = None,
     all_points: ALL_POINTS = False,
@@ -67,6 +68,7 @@ def fit(
     options = choice.law_options(one_variable=x is not None) | intervals.law_options() | vars(direction)
     selection = _selection(columns, rows, on_duplicate, str(data))
     table, cols = columns.read(data)
+    table = trials.apply(table, cols, rows, direction.higher_is_better, str(data))
     if two_step.via is not None:  # a law for the intermediate, a link to the metric (cli/two_step_view.py)
         law = _two_step(
             table, cols | {"x": x}, choice.form, two_step, options, selection | {"final_only": not all_points}

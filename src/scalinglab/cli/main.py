@@ -7,7 +7,17 @@ import warnings
 
 import typer
 
-from scalinglab.cli import backtest_cmd, demo_cmd, fit_cmd, import_cmd, optimal_cmd, report_cmd, study_cmd, suggest_cmd
+from scalinglab.cli import (
+    backtest_cmd,
+    demo_cmd,
+    fit_cmd,
+    hparams_cmd,
+    import_cmd,
+    optimal_cmd,
+    report_cmd,
+    study_cmd,
+    suggest_cmd,
+)
 from scalinglab.cli.columns import EPILOG
 from scalinglab.errors import UserError
 
@@ -25,6 +35,7 @@ app.command("profile")(optimal_cmd.profile)
 app.command("cost")(optimal_cmd.cost)
 app.command("suggest", epilog=EPILOG)(suggest_cmd.suggest)
 app.command("backtest", epilog=EPILOG)(backtest_cmd.backtest)
+app.command("hparams", epilog=EPILOG)(hparams_cmd.hparams)
 app.command("demo")(demo_cmd.demo)
 app.command("report", epilog=EPILOG)(report_cmd.report)
 app.command("compare")(report_cmd.compare)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.options import CurveColumns, Rows, flag, grouped
+from scalinglab.cli.options import CurveColumns, Rows, Trials, flag, grouped
 from scalinglab.cli.render import K_NAME, K_OPTION, check_count, console, fmt, frame_table, percent, print_json, records
 from scalinglab.errors import UserError, check_flops_per_param_sample
 
@@ -43,6 +43,7 @@ def optimal(
     data: Annotated[Path, typer.Argument(help="observations with several points per run (.csv or .parquet)")],
     columns: CurveColumns,
     rows: Rows,
+    trials: Trials,
     higher_is_better: HIGHER = False,
     method: Annotated[str, Opt(help="envelope, isoflop, parametric or all")] = "all",
     envelope: ENVELOPE = "robust",
@@ -70,6 +71,7 @@ def optimal(
     )
     co.check_options(flag)
     table, cols = columns.derived(*columns.read(data), str(data))
+    table = trials.apply(table, cols, rows, higher_is_better, str(data))
     co.fit(table, cols, source=str(data), **vars(rows))
     at = budget if budget is not None else float(co.curves_.c.max())
     if as_json:

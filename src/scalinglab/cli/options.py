@@ -258,3 +258,44 @@ class FormChoice:
     def law_options(self, one_variable: bool = False) -> dict[str, Any]:
         """What a law's fit takes from these options: the candidates and the scoring of the search."""
         return {"candidates": self.names(one_variable), "select_by": self.select_by}
+
+
+@option_group("Trials")
+class Trials:
+    """Several runs per (N, D) cell that differ in hyperparameters: read each cell's best trial."""
+
+    best_of: Annotated[
+        str | None,
+        Opt(
+            help="comma-separated hyperparameter columns the trials differ in (default: lr, batch_size, warmup_steps, "
+            "weight_decay, ... where they vary within a cell); each cell's best trial by its final metric is read"
+        ),
+    ] = None
+    all_trials: Annotated[bool, Opt(help="read every trial, not only the best of each cell")] = False
+
+    def choice(self) -> list[str] | None | bool:
+        """The columns named by --best-of, False for --all-trials, None to look for trial columns."""
+        from scalinglab.errors import UserError
+        from scalinglab.observations import parse_best_of
+
+        names = parse_best_of(self.best_of)
+        if self.all_trials and names is not None:
+            raise UserError("give --best-of or --all-trials, not both")
+        return False if self.all_trials else names
+
+    def apply(self, table: Any, cols: dict[str, str | None], rows: Rows, higher_is_better: bool, source: str) -> Any:
+        """The table with only each cell's best trial when it has trials (a note on stderr says so)."""
+        from scalinglab.cli.render import err_console
+        from scalinglab.observations import best_of, trial_columns
+
+        names = self.choice()
+        if names is False:
+            return table
+        by = names or trial_columns(table, cols, source=source, metric=rows.metric, split=rows.split)
+        if not by:
+            return table
+        chosen = best_of(
+            table, by, cols, metric=rows.metric, split=rows.split, higher_is_better=higher_is_better, source=source
+        )
+        err_console.print(f"note: {chosen.note}", highlight=False, markup=False, soft_wrap=True)
+        return chosen.table

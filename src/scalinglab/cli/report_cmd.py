@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.options import Columns, grouped
+from scalinglab.cli.options import Columns, Trials, grouped
 from scalinglab.cli.render import check_count, console, err_console, group_warnings, print_json
 from scalinglab.errors import UserError
 
@@ -56,6 +56,7 @@ JSON = Annotated[bool, Opt("--json", help="print the summary as JSON (also writt
 def report(
     source: Annotated[Path, typer.Argument(help="a study directory or an observations file (CSV, TSV, parquet)")],
     columns: Columns,
+    trials: Trials,
     output: Annotated[Path, Opt("-o", "--output", help="folder for index.html and the figures")] = Path("report"),
     metric: Annotated[str, Opt(help="the metric to analyse (minADE, mAP, loss, ...)")] = "loss",
     split: Annotated[str, Opt(help="the split to analyse")] = "eval",
@@ -79,6 +80,7 @@ def report(
     obs, cols = columns.derived(*columns.prepare(obs, name), name)
     marks = _marks(mark)
     options = {"form": form, "all_points": all_points, "data_scale": data_scale, "marks": marks, "columns": cols}
+    options["trials"] = trials.choice()
     with console.status("fitting the laws"):
         analysis = analyse(obs, name, metric, split, higher_is_better, improvement, bootstrap, title, **options)
         _require_results(analysis, source)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.options import Columns, Direction, FormChoice, Rows, grouped
+from scalinglab.cli.options import Columns, Direction, FormChoice, Rows, Trials, grouped
 from scalinglab.cli.render import check_count, console, frame_table, percent, print_json
 from scalinglab.errors import UserError
 
@@ -52,6 +52,7 @@ def suggest(
     rows: Rows,
     direction: Direction,
     choice: FormChoice,
+    trials: Trials,
     budget: Annotated[float | None, Opt(help="decide N_opt at this FLOPs budget C")] = None,
     target_n: TARGET_N = None,
     target_d: TARGET_D = None,
@@ -69,7 +70,7 @@ def suggest(
 
     target = _check(top, bootstrap, seed, budget, target_n, target_d, noise)
     n_values, d_values = _grid(grid_n, "--grid-n"), _grid(grid_d, "--grid-d")
-    fit_data, law = _fit(data, columns, rows, direction, choice)
+    fit_data, law = _fit(data, columns, rows, direction, choice, trials)
     result = suggest_runs(
         fit_data,
         budget=budget,
@@ -87,13 +88,16 @@ def suggest(
     _show(result, top)
 
 
-def _fit(data: Path, columns: Columns, rows: Rows, direction: Direction, choice: FormChoice) -> tuple[Any, Any]:
+def _fit(
+    data: Path, columns: Columns, rows: Rows, direction: Direction, choice: FormChoice, trials: Trials
+) -> tuple[Any, Any]:
     """Each run's last point, and the law that ranks the candidates (--form; auto: chosen by extrapolation)."""
     from scalinglab.fit.law import fit_law
     from scalinglab.observations import select_fit_data
 
     options = choice.law_options() | {"intervals": None} | vars(direction)
     table, cols = columns.read(data)
+    table = trials.apply(table, cols, rows, direction.higher_is_better, str(data))
     fit_data = select_fit_data(
         table, ("n", "d"), cols, n_params=5, source=str(data), **vars(rows), **columns.selection(), **vars(direction)
     )
