@@ -131,3 +131,20 @@ def test_hparams_cli_errors(trials_csv, tmp_path):
     example_trials(LR_LAW).drop_duplicates(["n_params", "dataset_size"]).to_csv(single, index=False)
     none = run("hparams", str(single))
     assert none.returncode == 2 and "no hyperparameter varies within a cell" in none.stderr
+
+
+def test_the_report_reads_best_of_and_draws_the_optima(tmp_path):
+    from scalinglab.analysis import analyse
+    from scalinglab.report.html import write_report
+
+    table = example_trials(LR_LAW)
+    analysis = analyse(table, "trials", bootstrap=0, form="chinchilla", intervals=None)
+    assert analysis.trials is not None and analysis.trials.kept == 25
+    assert len(analysis.final) == 25  # the law is fitted on the best trials only
+    assert analysis.hparams[0].laws["nd"].exponents["n"] == pytest.approx(LR_LAW[1], abs=1e-9)
+    page = write_report(analysis, tmp_path / "report").read_text()
+    assert "<h2>Hyperparameters</h2>" in page and (tmp_path / "report" / "figures" / "hparam-lr.svg").exists()
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["hparams"]["lr"]["laws"]["nd"]["scale"] == pytest.approx(LR_LAW[0], rel=1e-9)
+    every = analyse(table, "trials", bootstrap=0, form="chinchilla", intervals=None, trials=False)
+    assert every.trials is None and len(every.final) == 175

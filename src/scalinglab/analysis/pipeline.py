@@ -24,6 +24,7 @@ from scalinglab.optimal.parametric import additive_params
 
 if TYPE_CHECKING:
     from scalinglab.analysis.two_step import TwoStepFits
+    from scalinglab.hparams import Tuned
     from scalinglab.optimal.suggest import Suggestions
 
 
@@ -52,6 +53,7 @@ class Analysis:
     two_step_error: str | None = None  # why the two-step fits failed
     branches: dict[str, float] | None = None  # a branch study's FLOPs as trained and in full (study.branches)
     trials: BestOf | None = None  # each cell's best trial, when the table has several per cell
+    hparams: list[Tuned] | None = None  # each searched hyperparameter's optimum per cell and its laws
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
@@ -108,6 +110,7 @@ def analyse(
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
     check_improvement(improvement, higher_is_better)
+    trials_table = obs
     chosen = _best_trials(obs, trials, metric, split, higher_is_better, source)
     if chosen is not None:
         obs, rows = chosen.table, metric_rows(chosen.table, metric, split, source)
@@ -116,6 +119,7 @@ def analyse(
     result.all_points, result.branches, result.trials = all_points, branches, chosen
     if chosen is not None:
         result.warnings.append(f"trials: {chosen.note}")
+        result.hparams = _tune(result, trials_table, chosen, split)
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,
         "split": split if "split" in obs else None,
@@ -148,6 +152,20 @@ def _best_trials(
     if not by:
         return None
     return best_of(obs, by, metric=rows["metric"], split=rows["split"], higher_is_better=higher, source=source)
+
+
+def _tune(result: Analysis, obs: pd.DataFrame, chosen: BestOf, split: str | None) -> list[Tuned] | None:
+    """The optimum of each hyperparameter the trials vary, per cell, and its laws (`scalinglab hparams`)."""
+    from scalinglab.hparams import tune
+
+    rows = {"metric": result.metric if "metric" in obs else None, "split": split if "split" in obs else None}
+    try:
+        tuned = tune(obs, chosen.columns, higher_is_better=result.higher_is_better, source=result.source, **rows)
+    except UserError as exc:
+        result.warnings.append(f"hyperparameter laws not fitted: {exc}")
+        return None
+    result.warnings += [f"hyperparameters: {note}" for t in tuned for note in t.notes]
+    return tuned
 
 
 def _points(result: Analysis, obs: pd.DataFrame, selection: dict) -> FitData | None:

@@ -65,6 +65,45 @@ def _fit_cell(x: np.ndarray, y: np.ndarray, window: int, level: float) -> dict[s
     return _vertex(x[lo:hi], y[lo:hi], level)
 
 
+def trial_profile(
+    table: pd.DataFrame,
+    column: str,
+    columns: dict[str, str | None] | None = None,
+    *,
+    metric: str | None = None,
+    split: str | None = None,
+    higher_is_better: bool = False,
+    source: str = "data",
+) -> pd.DataFrame:
+    """One row per (cell, value of `column`): n, d, c, the value, and the metric there (`value`: the mean over
+    seeds of each trial's final metric, the best over the other hyperparameters' values), in table units.
+
+    C is the cell's median training FLOPs (6 N D without a FLOPs column).
+    """
+    cols = resolve_columns(columns)
+    if column not in table.columns:
+        listed = ", ".join(f"'{c}'" for c in table.columns[:20])
+        raise UserError(f"{source}: no column '{column}' (the hyperparameter); columns are {listed}")
+    final = final_metric(table, columns, metric=metric, split=split, source=source).reset_index(drop=True)
+    framed = final.assign(_row=np.arange(len(final)))
+    text = source.lower().endswith((".csv", ".tsv"))
+    inputs = {role: numeric_column(framed, cols[role], f"--{role}", source, text) for role in ("n", "d")}
+    hparam = numeric_column(framed, column, "the hyperparameter", source, text)
+    if np.any(hparam <= 0):
+        raise UserError(f"{source}: column '{column}' has values <= 0; its optimum is fitted in log scale")
+    value = numeric_column(framed, cols["y"], "--y", source, text)
+    flops = framed[cols["c"]].to_numpy(float) if cols["c"] in framed else 6.0 * inputs["n"] * inputs["d"]
+    sign = -1.0 if higher_is_better else 1.0
+    work = pd.DataFrame({"n": inputs["n"], "d": inputs["d"], column: hparam, "value": sign * value})
+    for name in TRIAL_COLUMNS:
+        if name in final and name != column:
+            work[name] = final[name].to_numpy()
+    profile = _profile(work, column, ["n", "d"], "value")
+    cell_flops = pd.DataFrame({"n": inputs["n"], "d": inputs["d"], "c": flops}).groupby(["n", "d"]).c.median()
+    profile["value"] *= sign
+    return profile.join(cell_flops, on=["n", "d"])[["n", "d", "c", column, "value"]]
+
+
 def cell_optima(
     table: pd.DataFrame,
     column: str,
@@ -81,37 +120,20 @@ def cell_optima(
     cost of a 2x error in the hyperparameter (cost_2x, and relative to the metric at the optimum: cost_2x_rel).
 
     `status` is "ok" or why a cell has no optimum (the best value at the grid's end, a flat metric, too few
-    values). C is the cell's median training FLOPs (6 N D without a FLOPs column).
+    values). The points are `trial_profile`'s.
     """
-    cols = resolve_columns(columns)
-    if column not in table.columns:
-        listed = ", ".join(f"'{c}'" for c in table.columns[:20])
-        raise UserError(f"{source}: no column '{column}' (the hyperparameter); columns are {listed}")
-    final = final_metric(table, columns, metric=metric, split=split, source=source).reset_index(drop=True)
-    framed = final.assign(_row=np.arange(len(final)))
-    text = source.lower().endswith((".csv", ".tsv"))
-    inputs = {role: numeric_column(framed, cols[role], f"--{role}", source, text) for role in ("n", "d")}
-    hparam = numeric_column(framed, column, "the hyperparameter", source, text)
-    if np.any(hparam <= 0):
-        raise UserError(f"{source}: column '{column}' has values <= 0; its optimum is fitted in log scale")
-    value = numeric_column(framed, cols["y"], "--y", source, text)
-    flops = framed[cols["c"]].astype(float) if cols["c"] in framed else 6.0 * inputs["n"] * inputs["d"]
-    work = pd.DataFrame({"n": inputs["n"], "d": inputs["d"], "c": flops, column: hparam, "_y": value})
-    for name in TRIAL_COLUMNS:
-        if name in final and name != column:
-            work[name] = final[name].to_numpy()
-    work["_y"] = -work["_y"] if higher_is_better else work["_y"]
-    profile = _profile(work, column, ["n", "d"], "_y")
-    rows = []
+    rows = {"metric": metric, "split": split, "higher_is_better": higher_is_better, "source": source}
+    profile = trial_profile(table, column, columns, **rows)
+    sign = -1.0 if higher_is_better else 1.0
+    out = []
     for (n, d), cell in profile.groupby(["n", "d"], sort=True):
         cell = cell.sort_values(column)
-        x, y = np.log(cell[column].to_numpy(float)), cell["_y"].to_numpy(float)
+        x, y = np.log(cell[column].to_numpy(float)), sign * cell["value"].to_numpy(float)
         fit = _fit_cell(x, y, window, level)
-        rows.append({"n": n, "d": d, "c": float(work.loc[(work.n == n) & (work.d == d), "c"].median())} | _row(fit, x))
-    out = pd.DataFrame(rows)
-    if higher_is_better:
-        out["at_opt"] = -out["at_opt"]
-    return out
+        out.append({"n": n, "d": d, "c": float(cell["c"].iloc[0])} | _row(fit, x))
+    optima = pd.DataFrame(out)
+    optima["at_opt"] *= sign
+    return optima
 
 
 def _row(fit: dict[str, float | str], x: np.ndarray) -> dict[str, float | str | int]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 from scalinglab.hparams.law import VARIABLES, HparamLaw, fit_hparam_law
-from scalinglab.hparams.optimum import cell_optima
+from scalinglab.hparams.optimum import cell_optima, trial_profile
 from scalinglab.observations.trials import trial_columns
 
 
@@ -24,6 +24,7 @@ class Tuned:
     optima: pd.DataFrame
     laws: dict[str, HparamLaw | None]  # "c" and "nd"
     notes: list[str] = field(default_factory=list)
+    points: pd.DataFrame | None = None  # the metric at each (cell, value) the optima are fitted on
 
     @property
     def cost_2x_rel(self) -> float:
@@ -66,10 +67,9 @@ def tune(
         raise UserError(f"{source}: no hyperparameter varies within a cell; name the column with --hparams")
     out = []
     for name in names:
-        optima = cell_optima(
-            table, name, columns, higher_is_better=higher_is_better, level=level, source=source, **rows
-        )
-        tuned = Tuned(name, optima, {})
+        options = {"higher_is_better": higher_is_better, "source": source, **rows}
+        optima = cell_optima(table, name, columns, level=level, **options)
+        tuned = Tuned(name, optima, {}, points=trial_profile(table, name, columns, **options))
         for key in VARIABLES:
             try:
                 tuned.laws[key] = fit_hparam_law(optima, name, key, level)

@@ -20,6 +20,7 @@ from scalinglab.analysis import Analysis
 from scalinglab.fit.law import ScalingLaw
 from scalinglab.format import fmt, percent
 from scalinglab.report import figures
+from scalinglab.report.hparams import add_hparams_section
 from scalinglab.report.summary import summary
 from scalinglab.report.two_step import add_two_step_section
 from scalinglab.report.verdict import verdict
@@ -134,6 +135,7 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
         if analysis.suggestions is not None:
             _next_runs_section(page, analysis)
         add_two_step_section(page, analysis)
+        add_hparams_section(page, analysis)
         _data_section(page, analysis)
     (output / "summary.json").write_text(json.dumps(summary(analysis), indent=2) + "\n")
     return page.write(analysis.title)

@@ -6,11 +6,13 @@ Errors name the key and, where there is a fixed choice, the allowed values.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,9 +23,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class LrLaw(Strict):
+    """Each cell's learning rate from a fitted law lr* = scale N^n D^d (`scalinglab hparams -o FILE`)."""
+
+    scale: float = Field(gt=0)
+    exponents: dict[Literal["n", "d"], float]
+
+    def at(self, n_params: float, dataset_size: float) -> float:
+        values = {"n": n_params, "d": dataset_size}
+        return self.scale * math.prod(values[k] ** e for k, e in self.exponents.items())
+
+
 class OptimizerConfig(Strict):
     name: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
+    # Set each cell's rate from a law in its N and D instead of `lr` (inline, or a file `scalinglab hparams -o` wrote)
+    lr_law: LrLaw | None = None
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -40,6 +55,89 @@ class ScheduleConfig(Strict):
     decay_fraction: float = Field(0.2, gt=0, le=1)
     decay_shape: Literal["linear", "cosine", "sqrt"] = "linear"
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class LogRange(Strict):
+    """`count` values spaced evenly in log from `low` to `high` (both included)."""
+
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+    count: int = Field(ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        if not self.high > self.low:
+            raise ValueError("'high' must be above 'low'")
+        return self
+
+    def values(self) -> list[float]:
+        return [float(v) for v in np.geomspace(self.low, self.high, self.count)]
+
+
+# What a search may vary per cell, and the short names its trials' run ids use.
+SEARCH_KEYS = {"lr": "lr", "batch_size": "bs", "warmup_steps": "wu", "weight_decay": "wd"}
+
+
+class SearchConfig(Strict):
+    """Trials per cell: every combination of the listed values (a list, or a log range) is one run of each cell."""
+
+    method: Literal["grid"] = "grid"
+    lr: list[float] | LogRange | None = None
+    batch_size: list[int] | LogRange | None = None
+    warmup_steps: list[int] | None = None
+    weight_decay: list[float] | None = None
+
+    @field_validator("lr", "batch_size", mode="before")
+    @classmethod
+    def _range(cls, values: Any) -> Any:
+        """A mapping is a log range; its own first problem is the one reported."""
+        if not isinstance(values, dict):
+            return values
+        try:
+            return LogRange.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where}: {message}" if where else message) from None
+
+    @field_validator("lr", "batch_size", "warmup_steps", "weight_decay")
+    @classmethod
+    def _values(cls, values: Any) -> Any:
+        if isinstance(values, list):
+            if not values:
+                raise ValueError("must list at least one value")
+            if len(set(values)) != len(values):
+                raise ValueError("lists a value twice")
+            if any(v < 0 for v in values):
+                raise ValueError("values must be >= 0")
+        return values
+
+    @model_validator(mode="after")
+    def _something(self) -> SearchConfig:
+        if not self.space():
+            raise ValueError(f"name at least one of {', '.join(SEARCH_KEYS)} to search over")
+        if any(v <= 0 for v in self.space().get("lr", [1.0]) + self.space().get("batch_size", [1])):
+            raise ValueError("lr and batch_size values must be > 0")
+        return self
+
+    def space(self) -> dict[str, list[float]]:
+        """Each searched key's values, in order (a batch-size range rounded to whole, distinct sizes)."""
+        out: dict[str, list[float]] = {}
+        for key in SEARCH_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, LogRange):
+                value = value.values()
+                if key == "batch_size":
+                    value = sorted({max(1, round(v)) for v in value})
+            if value is not None:
+                out[key] = list(value)
+        return out
+
+    def trials(self) -> list[tuple[tuple[str, float], ...]]:
+        """Every combination of the searched values, each as sorted (key, value) pairs."""
+        space = self.space()
+        return [tuple(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
 
 
 class BudgetConfig(Strict):
@@ -69,7 +167,7 @@ class ResourcesConfig(Strict):
 
 # Keys that say how and where a study runs, not what it computes: a study created before they existed, or
 # that leaves them at their defaults, keeps its config digest.
-_HOW_KEYS = ("resources", "storage", "precision", "compile", "branches")
+_HOW_KEYS = ("resources", "storage", "precision", "compile", "branches", "search")
 
 
 class MlflowLoggingConfig(Strict):
@@ -119,6 +217,7 @@ class StudyConfig(Strict):
     compile: bool = False  # torch.compile the training forward and backward
     # Realise the data scales of each (model scale, seed) as cooldown branches of one wsd run (study/branches.py)
     branches: bool = False
+    search: SearchConfig | None = None  # trials per cell: hyperparameters tried at every (model, data) scale
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("model_scales", "data_scales", mode="before")
@@ -149,13 +248,45 @@ class StudyConfig(Strict):
             raise ValueError("branches need budget.epochs: each data scale's size sets how long its cell trains")
         if self.branches and workers > 1:
             raise ValueError("branches train in one process per run: set resources.workers_per_run to 1")
+        if self.branches and self.optimizer.lr_law is not None:
+            raise ValueError("optimizer.lr_law sets each data scale's own rate, so branches would share no trunk")
+        return self._search_fits()
+
+    def _search_fits(self) -> StudyConfig:
+        """A search's values are usable by every run: batch sizes shard evenly, no key is set two ways."""
+        if self.search is None:
+            return self
+        space = self.search.space()
+        if self.branches:
+            raise ValueError("search and branches together are not supported: each trial would need its own trunk")
+        if "lr" in space and self.optimizer.lr_law is not None:
+            raise ValueError("search.lr and optimizer.lr_law both set the learning rate: keep one")
+        for size in space.get("batch_size", []):
+            if size % self.resources.workers_per_run:
+                raise ValueError(f"search.batch_size {size} must be a multiple of resources.workers_per_run")
         return self
+
+    def for_trial(self, hparams: tuple[tuple[str, float], ...]) -> StudyConfig:
+        """This config with one trial's hyperparameters in place: what its run trains with."""
+        values = dict(hparams)
+        if not values:
+            return self
+        optimizer = {k: values[k] for k in ("lr", "weight_decay") if k in values}
+        update: dict[str, Any] = {"optimizer": self.optimizer.model_copy(update=optimizer)}
+        if "batch_size" in values:
+            update["batch_size"] = int(values["batch_size"])
+        if "warmup_steps" in values:
+            update["schedule"] = self.schedule.model_copy(update={"warmup_steps": int(values["warmup_steps"])})
+        return self.model_copy(update=update)
 
     def digest(self) -> str:
         """A stable hash of the config, to tell whether a study directory holds this study."""
         dumped = self.model_dump(mode="json")
         dumped.pop("logging", None)  # where runs are mirrored to does not change them
         defaults = {"resources": ResourcesConfig().model_dump(mode="json"), "storage": None, "precision": "auto"}
+        defaults["search"] = None
+        if dumped["optimizer"].get("lr_law") is None:  # a key added later, at its default: the old digest
+            dumped["optimizer"].pop("lr_law", None)
         for key in _HOW_KEYS:
             if dumped.get(key) == defaults.get(key, False):
                 dumped.pop(key, None)
@@ -243,4 +374,24 @@ def load_config(path: str | Path) -> StudyConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UserError(f"{path}: not valid YAML{where}") from None
-    return parse_config(data, str(path))
+    return parse_config(_inline_lr_law(data, path), str(path))
+
+
+def _inline_lr_law(data: Any, path: Path) -> Any:
+    """`optimizer.lr_law: FILE` (relative to the config) replaced by the law in (N, D) that `hparams -o` wrote."""
+    optimizer = data.get("optimizer") if isinstance(data, dict) else None
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("lr_law"), str):
+        return data
+    where = path.parent / optimizer["lr_law"]
+    try:
+        saved = json.loads(where.read_text())
+        law = saved["hparam_laws"]["lr"]["nd"] if "hparam_laws" in saved else saved
+        law = {"scale": law["scale"], "exponents": law["exponents"]}
+    except OSError as exc:
+        raise UserError(f"{path}: key 'optimizer.lr_law': {where} cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{path}: key 'optimizer.lr_law': {where} holds no learning-rate law in N and D "
+            "(write one with `scalinglab hparams -o`)"
+        ) from None
+    return {**data, "optimizer": {**optimizer, "lr_law": law}}

@@ -6,17 +6,25 @@ paying for the training stack.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid: a model scale, a data scale and a seed."""
+    """One cell of the grid: a model scale, a data scale and a seed (and a search's trial: its hyperparameters)."""
 
     run_id: str
     model_scale: float
     data_scale: float
     seed: int
+    hparams: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:  # a spec back from JSON or SQLite holds lists or a JSON text
+        value = self.hparams
+        if isinstance(value, str):
+            value = json.loads(value) if value else []
+        object.__setattr__(self, "hparams", tuple((str(k), float(v)) for k, v in (value or ())))
 
 
 @dataclass

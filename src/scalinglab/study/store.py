@@ -14,7 +14,7 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 from scalinglab.observations import COLUMNS
-from scalinglab.study.config import StudyConfig, parse_config
+from scalinglab.study.config import SEARCH_KEYS, StudyConfig, parse_config
 from scalinglab.study.records import RunResult, RunSpec
 
 DB_NAME = "study.sqlite"
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
     error TEXT, attempts INTEGER NOT NULL DEFAULT 0, resumed_from_step INTEGER,
     n_params INTEGER, n_params_nonembed INTEGER, dataset_size INTEGER, flops_per_step REAL,
-    started REAL, finished REAL, parent TEXT, shared_steps INTEGER
+    started REAL, finished REAL, parent TEXT, shared_steps INTEGER, hparams TEXT
 );
 CREATE TABLE IF NOT EXISTS observations (
     {", ".join(OBS_COLUMNS)},
@@ -36,17 +36,21 @@ CREATE TABLE IF NOT EXISTS observations (
 """
 
 
-def run_id_for(model_scale: float, data_scale: float, seed: int) -> str:
-    return f"m{model_scale:g}-d{data_scale:g}-s{seed}"
+def run_id_for(model_scale: float, data_scale: float, seed: int, hparams: tuple[tuple[str, float], ...] = ()) -> str:
+    """m4-d2-s0, and a trial's hyperparameters after it: m4-d2-s0-lr0.002-bs64."""
+    trial = "".join(f"-{SEARCH_KEYS[k]}{v:g}" for k, v in hparams)
+    return f"m{model_scale:g}-d{data_scale:g}-s{seed}{trial}"
 
 
 def plan_runs(config: StudyConfig) -> list[RunSpec]:
-    """Every cell of the grid: model scales x data scales x seeds."""
+    """Every cell of the grid: model scales x data scales x seeds (x a search's trials)."""
+    trials = config.search.trials() if config.search is not None else [()]
     return [
-        RunSpec(run_id_for(m, d, s), m, d, s)
+        RunSpec(run_id_for(m, d, s, t), m, d, s, t)
         for m in config.model_scales
         for d in config.data_scales
         for s in config.seeds
+        for t in trials
     ]
 
 
@@ -75,9 +79,9 @@ class Store:
         self._add_branch_columns()
 
     def _add_branch_columns(self) -> None:
-        """A store made before cooldown branches gets their two columns (empty); read-only, it is left as is."""
+        """A store made before cooldown branches or searches gets their columns (empty); read-only, left as is."""
         have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
-        for column, kind in (("parent", "TEXT"), ("shared_steps", "INTEGER")):
+        for column, kind in (("parent", "TEXT"), ("shared_steps", "INTEGER"), ("hparams", "TEXT")):
             if column not in have:
                 try:
                     self.conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -108,8 +112,9 @@ class Store:
                 store.conn.execute("INSERT INTO meta VALUES ('config_digest', ?)", (config.digest(),))
                 store.conn.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
                 store.conn.executemany(
-                    "INSERT INTO runs (run_id, model_scale, data_scale, seed, status) VALUES (?, ?, ?, ?, 'pending')",
-                    [(r.run_id, r.model_scale, r.data_scale, r.seed) for r in plan_runs(config)],
+                    "INSERT INTO runs (run_id, model_scale, data_scale, seed, hparams, status) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending')",
+                    [(r.run_id, r.model_scale, r.data_scale, r.seed, _hparams_text(r)) for r in plan_runs(config)],
                 )
         return store
 
@@ -145,7 +150,8 @@ class Store:
         states = ("pending", "running", "failed") if retry_failed else ("pending", "running")
         marks = ", ".join("?" * len(states))
         rows = self.conn.execute(
-            f"SELECT run_id, model_scale, data_scale, seed FROM runs WHERE status IN ({marks}) ORDER BY rowid", states
+            f"SELECT run_id, model_scale, data_scale, seed, hparams FROM runs WHERE status IN ({marks}) ORDER BY rowid",
+            states,
         ).fetchall()
         return [RunSpec(*row) for row in rows]
 
@@ -202,9 +208,21 @@ class Store:
             )
 
     def observations(self) -> pd.DataFrame:
-        return pd.read_sql_query(
+        """Every observation; a search's trials add a column per searched hyperparameter (lr, batch_size, ...)."""
+        obs = pd.read_sql_query(
             f"SELECT {', '.join(OBS_COLUMNS)} FROM observations ORDER BY run_id, steps, split, metric", self.conn
         )
+        rows = self.conn.execute("SELECT run_id, hparams FROM runs WHERE hparams IS NOT NULL").fetchall()
+        trials = {run_id: dict(RunSpec(run_id, 0, 0, 0, text).hparams) for run_id, text in rows}
+        for key in SEARCH_KEYS:
+            if any(key in values for values in trials.values()):
+                obs[key] = obs["run_id"].map({r: v.get(key) for r, v in trials.items()}).astype(float)
+        return obs
+
+
+def _hparams_text(spec: RunSpec) -> str | None:
+    """A trial's hyperparameters as the runs table stores them (JSON pairs), None outside a search."""
+    return json.dumps([list(pair) for pair in spec.hparams]) if spec.hparams else None
 
 
 class _Transaction:

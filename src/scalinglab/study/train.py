@@ -118,11 +118,13 @@ def measure_step_flops(task: Task, model: torch.nn.Module, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def _optimizer(config: StudyConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def _optimizer(config: StudyConfig, model: torch.nn.Module, dataset_size: int) -> torch.optim.Optimizer:
+    """The config's optimiser; with `optimizer.lr_law` its rate is the law's at this model's N and this D."""
     opt = config.optimizer
+    lr = opt.lr if opt.lr_law is None else opt.lr_law.at(sum(p.numel() for p in model.parameters()), dataset_size)
     if opt.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=opt.betas, weight_decay=opt.weight_decay)
 
 
 @dataclass
@@ -170,7 +172,7 @@ def _build(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
     pool_scale = max(config.data_scales) if config.branches else spec.data_scale
     data = task.build_data(pool_scale, spec.seed)
     model = task.build_model(spec.model_scale, config.scale_by).to(device)
-    optimizer = _optimizer(config, model)
+    optimizer = _optimizer(config, model, data.dataset_size)
     total = config.budget.total_steps(data.dataset_size, config.batch_size)
     plan = _branch_plan(config, spec, task, data.dataset_size) if config.branches else {}
     total = plan.get("total", total)
@@ -433,6 +435,7 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report 
     Holds the run's lock throughout (RunLocked when another live process trains this run), and reports
     Started (once it holds the lock), Progress and Notice events to `report`.
     """
+    config = config.for_trial(spec.hparams)  # a search's trial trains with its own hyperparameters
     with run_lock(run_dir):
         if report is not None:
             report(Started(spec.run_id))
