@@ -73,6 +73,7 @@ def fitted(final: pd.DataFrame) -> dict[str, str]:
             law = ScalingLaw(form="chinchilla", ci_level=0.95).fit(final, {"y": "value"}, final_only=False)
     except UserError as exc:
         return {"law": f"not fitted: {exc}"}
+
     def bound(b: float | None) -> str:
         return "open" if b is None else f"{b:.3g}"  # an interval the profile could not close
 

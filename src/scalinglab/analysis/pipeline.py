@@ -110,16 +110,14 @@ def analyse(
     if higher_is_better is None:
         higher_is_better = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else False
     check_improvement(improvement, higher_is_better)
-    trials_table = obs
     chosen = _best_trials(obs, trials, metric, split, higher_is_better, source)
-    if chosen is not None:
-        obs, rows = chosen.table, metric_rows(chosen.table, metric, split, source)
-    final = last_rows(rows)
-    result = Analysis(title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, final)
-    result.all_points, result.branches, result.trials = all_points, branches, chosen
-    if chosen is not None:
-        result.warnings.append(f"trials: {chosen.note}")
-        result.hparams = _tune(result, trials_table, chosen, split)
+    every, obs = obs, obs if chosen is None else chosen.table
+    rows = rows if chosen is None else metric_rows(obs, metric, split, source)
+    result = Analysis(
+        title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, last_rows(rows)
+    )
+    result.all_points, result.branches = all_points, branches
+    _tune(result, every, chosen, split)
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,
         "split": split if "split" in obs else None,
@@ -154,18 +152,22 @@ def _best_trials(
     return best_of(obs, by, metric=rows["metric"], split=rows["split"], higher_is_better=higher, source=source)
 
 
-def _tune(result: Analysis, obs: pd.DataFrame, chosen: BestOf, split: str | None) -> list[Tuned] | None:
-    """The optimum of each hyperparameter the trials vary, per cell, and its laws (`scalinglab hparams`)."""
+def _tune(result: Analysis, obs: pd.DataFrame, chosen: BestOf | None, split: str | None) -> None:
+    """The trials read (each cell's best), and the optimum of each hyperparameter they vary with its laws."""
     from scalinglab.hparams import tune
 
+    result.trials = chosen
+    if chosen is None:
+        return
+    result.warnings.append(f"trials: {chosen.note}")
     rows = {"metric": result.metric if "metric" in obs else None, "split": split if "split" in obs else None}
     try:
         tuned = tune(obs, chosen.columns, higher_is_better=result.higher_is_better, source=result.source, **rows)
     except UserError as exc:
         result.warnings.append(f"hyperparameter laws not fitted: {exc}")
-        return None
+        return
+    result.hparams = tuned
     result.warnings += [f"hyperparameters: {note}" for t in tuned for note in t.notes]
-    return tuned
 
 
 def _points(result: Analysis, obs: pd.DataFrame, selection: dict) -> FitData | None:
