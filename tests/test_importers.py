@@ -177,6 +177,21 @@ def test_wandb_history_csv_with_runs_table(tmp_path: Path) -> None:
         import_wandb(_history(tmp_path))
 
 
+def test_a_runs_learning_rate_and_batch_size_come_along_as_trial_columns(tmp_path: Path) -> None:
+    from scalinglab.importers.common import read_runs_table
+    from scalinglab.importers.wandb import import_wandb
+
+    runs = tmp_path / "runs.csv"
+    names = [f"n{n:g}-d{d:g}" for n, d in SIZES]
+    rates = [0.001 * (i + 1) for i in range(len(SIZES))]
+    table = {"Name": names, "train_tokens": [d for _, d in SIZES], "LR": rates, "batch_size": "64", "optim": "adam"}
+    pd.DataFrame(table).to_csv(runs)
+    obs = import_wandb(_history(tmp_path), d="train_tokens", runs_table=read_runs_table(runs))
+    by_run = obs.groupby("run_id")[["lr", "batch_size"]].first()
+    assert by_run.lr.to_dict() == pytest.approx(dict(zip(names, rates, strict=True)))
+    assert set(by_run.batch_size) == {64.0} and "optim" not in obs
+
+
 def test_wandb_chart_export_and_json_lines(tmp_path: Path) -> None:
     from scalinglab.importers.wandb import import_wandb
 

@@ -149,6 +149,10 @@ def test_the_exported_search_is_read_best_of_by_fit(tmp_path):
         text=True,
     )
     assert "best trial of each of 4 cells by 'lr' (4 of 12 runs)" in fit.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "scalinglab", "study", "status", str(directory)], capture_output=True, text=True
+    )
+    assert "search: 3 trials per cell over lr (3 values)" in status.stdout
 
 
 def test_lr_law_sets_each_cells_rate_from_its_n_and_d(tmp_path):

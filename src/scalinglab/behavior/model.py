@@ -34,6 +34,12 @@ class BehaviorConfig:
     depth: int = 2
     num_modes: int = 6
     ff_mult: int = 4
+    mup_base_width: int | None = None  # muP (behavior/mup.py): the width whose tuned rates transfer; None: standard
+
+    @property
+    def readout_multiplier(self) -> float:
+        """What the readouts' inputs are multiplied by: base width / width under muP, else 1."""
+        return 1.0 if self.mup_base_width is None else self.mup_base_width / self.width
 
     @property
     def heads(self) -> int:
@@ -109,6 +115,9 @@ class BehaviorTransformer(nn.Module):
         self.decoder = nn.TransformerDecoder(decoder_layer, config.decoder_depth, norm=nn.LayerNorm(w))
         self.trajectory_head = _mlp(w, w, config.horizon * 2)
         self.logit_head = nn.Linear(w, 1)
+        if config.mup_base_width is not None:  # muP's readouts start at zero (Yang et al. 2022, appendix D.2)
+            for readout in (self.trajectory_head[2], self.logit_head):
+                nn.init.zeros_(readout.weight)
 
     def forward(self, scene: TrajectorySet) -> tuple[torch.Tensor, torch.Tensor]:
         """Trajectories [B, K, F, 2] and mode logits [B, K]."""
@@ -137,8 +146,10 @@ class BehaviorTransformer(nn.Module):
         memory = self.encoder(tokens, src_key_padding_mask=padding)
         queries = self.mode_queries[None] + memory[:, :1]
         decoded = self.decoder(queries, memory, memory_key_padding_mask=padding)
-        trajectories = self.trajectory_head(decoded).view(batch, self.config.num_modes, self.config.horizon, 2)
-        return trajectories, self.logit_head(decoded).squeeze(-1)
+        head, scale = self.trajectory_head, self.config.readout_multiplier
+        out = head[2](head[1](head[0](decoded)) * scale)
+        trajectories = out.view(batch, self.config.num_modes, self.config.horizon, 2)
+        return trajectories, self.logit_head(decoded * scale).squeeze(-1)
 
 
 def wta_loss(

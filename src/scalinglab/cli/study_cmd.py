@@ -111,7 +111,16 @@ def status(
     _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
     obs = store.observations()
     _branches(branch_compute(runs, obs))
+    _search(store.config())
     _metrics(obs)
+
+
+def _search(config: Any) -> None:
+    """How many trials each cell has and over what, for a study with a search."""
+    if config.search is not None:
+        space = config.search.space()
+        listed = ", ".join(f"{k} ({len(v)} values)" for k, v in space.items())
+        console.print(f"search: {len(config.search.trials())} trials per cell over {listed}", highlight=False)
 
 
 def _branches(saved: dict[str, float] | None) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
-from scalinglab.observations import SCHEMA, read_table
+from scalinglab.observations import SCHEMA, TRIAL_COLUMNS, read_table
 
 # Names tried, in order, when --n / --d are not given. Matched exactly, then ignoring case.
 N_KEYS = ("n_params", "N", "n", "num_params", "params", "parameters", "model_size", "model_params")
@@ -269,8 +269,19 @@ def _run_rows(run: TrackedRun, keys: _Keys) -> _RunRows:
                 "value": values,
             }
         )
-        frames.append(part)
+        frames.append(part.assign(**_trial_params(run)))
     return _RunRows(frames, seen_keys, skipped)
+
+
+def _trial_params(run: TrackedRun) -> dict[str, float]:
+    """The run's hyperparameters a sweep's trials vary (lr, batch_size, ...: params named so, any case), as numbers."""
+    by_lower = {key.lower(): value for key, value in run.params.items()}
+    out = {}
+    for name in TRIAL_COLUMNS:
+        value = parse_number(by_lower[name]) if name in by_lower else None
+        if isinstance(value, float) and math.isfinite(value):
+            out[name] = value
+    return out
 
 
 def _check_metrics_logged(metrics: Sequence[str], seen_keys: set[str], split: str, source: str) -> None:
@@ -299,4 +310,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for name, (kind, _) in SCHEMA.items():
         out[name] = frame[name].astype("string" if kind == "string" else "float64")
+    for name in TRIAL_COLUMNS:  # a sweep's hyperparameters, where the runs carry them
+        if name in frame:
+            out[name] = frame[name].astype("float64")
     return out

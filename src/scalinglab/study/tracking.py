@@ -30,6 +30,7 @@ def metric_key(row: dict) -> str:
 def run_params(spec: RunSpec, result: RunResult | None = None) -> dict[str, float | int]:
     """What a tracker records about a run: the grid cell, and N and D once the run has built them."""
     params: dict[str, float | int] = {"model_scale": spec.model_scale, "data_scale": spec.data_scale, "seed": spec.seed}
+    params |= dict(spec.hparams)  # a search's trial: lr, batch_size, ... (the importers read them back)
     if result is not None:
         params |= {"n_params": result.n_params, "dataset_size": result.dataset_size}
     return params

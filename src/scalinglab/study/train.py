@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from scalinglab.errors import UserError
 from scalinglab.observations import observation_row
 from scalinglab.study.branches import branch_file, branch_step, trunk_of
 from scalinglab.study.config import StudyConfig
@@ -118,13 +119,17 @@ def measure_step_flops(task: Task, model: torch.nn.Module, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def _optimizer(config: StudyConfig, model: torch.nn.Module, dataset_size: int) -> torch.optim.Optimizer:
-    """The config's optimiser; with `optimizer.lr_law` its rate is the law's at this model's N and this D."""
+def _optimizer(config: StudyConfig, task: Task, model: torch.nn.Module, dataset_size: int) -> torch.optim.Optimizer:
+    """The config's optimiser over the task's parameter groups (each rate times its group's `lr_scale`: muP);
+    with `optimizer.lr_law` the rate is the law's at this model's N and this D."""
     opt = config.optimizer
     lr = opt.lr if opt.lr_law is None else opt.lr_law.at(sum(p.numel() for p in model.parameters()), dataset_size)
+    groups = [{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in task.optimizer_groups(model)]
     if opt.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=lr, betas=opt.betas, weight_decay=opt.weight_decay)
+        if any(g["lr"] != lr for g in groups):
+            raise UserError("the task's muP rates are Adam's: use optimizer.name adamw")
+        return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, betas=opt.betas, weight_decay=opt.weight_decay)
 
 
 @dataclass
@@ -172,7 +177,7 @@ def _build(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
     pool_scale = max(config.data_scales) if config.branches else spec.data_scale
     data = task.build_data(pool_scale, spec.seed)
     model = task.build_model(spec.model_scale, config.scale_by).to(device)
-    optimizer = _optimizer(config, model, data.dataset_size)
+    optimizer = _optimizer(config, task, model, data.dataset_size)
     total = config.budget.total_steps(data.dataset_size, config.batch_size)
     plan = _branch_plan(config, spec, task, data.dataset_size) if config.branches else {}
     total = plan.get("total", total)

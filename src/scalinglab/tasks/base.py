@@ -131,6 +131,10 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
         """Eval metrics, including "loss" (the training objective on eval data)."""
 
+    def optimizer_groups(self, model: nn.Module) -> list[dict]:
+        """The optimiser's parameter groups, each with an `lr_scale` multiplying the configured rate."""
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+
     def embedding_parameters(self, model: nn.Module) -> int:
         """Parameters in embedding tables (excluded from the non-embedding count)."""
         return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))

@@ -20,6 +20,7 @@ from torch import nn
 
 from scalinglab.behavior.metrics import trajectory_metrics
 from scalinglab.behavior.model import BehaviorConfig, BehaviorTransformer, wta_loss
+from scalinglab.behavior.mup import base_config, param_groups
 from scalinglab.behavior.sample import TrajectorySet
 from scalinglab.errors import UserError
 from scalinglab.tasks.base import (
@@ -70,6 +71,8 @@ class BehaviorOptions(TaskOptions):
     data_seed: int = 0
     base_width: int = Field(32, gt=0, multiple_of=8)
     base_depth: int = Field(2, gt=0)
+    # mup: the maximal-update parametrisation (behavior/mup.py, AdamW only), so the 1X model's tuned rate transfers
+    parametrization: Literal["standard", "mup"] = "standard"
     max_agents: int = Field(12, gt=0)
     max_polylines: int = Field(32, ge=0)
     polyline_points: int = Field(10, ge=2)
@@ -194,10 +197,15 @@ class BehaviorTask(Task):
     def model_config(self, model_scale: float, scale_by: str) -> BehaviorConfig:
         history, horizon, modes = self.options.steps
         base = BehaviorConfig(history, horizon, self.options.base_width, self.options.base_depth, modes)
-        return base.at_scale(model_scale, scale_by)
+        config = base.at_scale(model_scale, scale_by)
+        return base_config(config, self.options.base_width) if self.options.parametrization == "mup" else config
 
     def build_model(self, model_scale: float, scale_by: str) -> nn.Module:
         return BehaviorTransformer(self.model_config(model_scale, scale_by))
+
+    def optimizer_groups(self, model: nn.Module) -> list[dict]:
+        """Under muP, the hidden weights' learning rate is divided by the width multiplier (behavior/mup.py)."""
+        return param_groups(model)
 
     def batch(self, data: TrajectorySet, indices: torch.Tensor, device: torch.device) -> TrajectorySet:
         part = data.subset(indices)
