@@ -89,5 +89,5 @@ def test_a_mup_run_builds_its_optimiser_with_the_scaled_rates():
     width = run.model.config.width
     rates = sorted({group["lr"] for group in run.optimizer.param_groups})
     assert rates == pytest.approx(sorted({0.004, 0.004 * 32 / width}))
-    with pytest.raises(UserError, match="muP rates are Adam's"):
-        build_run(study(optimizer={"name": "sgd", "lr": 0.01}), RunSpec("m4-d1-s0", 4.0, 1.0, 0), torch.device("cpu"))
+    with pytest.raises(UserError, match="key 'task_options.parametrization': mup's learning rates are AdamW's"):
+        study(optimizer={"name": "sgd", "lr": 0.01})

@@ -326,11 +326,14 @@ def check_task_options(config: StudyConfig, source: str = "config") -> None:
 
     task_class = get_task_class(config.task, source)
     try:
-        task_class.Options.model_validate(config.task_options)
+        options = task_class.Options.model_validate(config.task_options)
     except ValidationError as exc:
         first = exc.errors()[0]
         first = {**first, "loc": ("task_options", *first["loc"])}
         raise UserError(f"{source}: {_describe(first)}") from None
+    problem = task_class.check_study(options, config)
+    if problem is not None:
+        raise UserError(f"{source}: {problem}")
 
 
 class _DuplicateKey(yaml.MarkedYAMLError):

@@ -114,6 +114,12 @@ class Task(ABC):
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = self.Options.model_validate(options or {})
 
+    @classmethod
+    def check_study(cls, options: Any, config: Any) -> str | None:
+        """What in the study config the task's options cannot train with ("key '...': why"), or None."""
+        del options, config
+        return None
+
     @abstractmethod
     def build_data(self, data_scale: float, seed: int) -> TaskData: ...
 

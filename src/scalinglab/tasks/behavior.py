@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -165,6 +165,12 @@ class BehaviorTask(Task):
     name = "behavior"
     Options = BehaviorOptions
     metrics = {"minADE": False, "minFDE": False, "miss_rate": False, "brier_minFDE": False}
+
+    @classmethod
+    def check_study(cls, options: BehaviorOptions, config: Any) -> str | None:
+        if options.parametrization == "mup" and config.optimizer.name != "adamw":
+            return "key 'task_options.parametrization': mup's learning rates are AdamW's; set optimizer.name adamw"
+        return None
 
     def _options_json(self) -> str:
         return self.options.model_dump_json()
