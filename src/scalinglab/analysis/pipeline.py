@@ -17,7 +17,7 @@ from scalinglab.fit.forms import get_form
 from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.fit.search import AUTO, STEPS_INPUT
 from scalinglab.observations import FitData, last_rows, metric_rows, rename_columns, select_fit_data
-from scalinglab.observations.trials import BestOf, best_of, trial_columns
+from scalinglab.observations.trials import BestOf, read_best_trials
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 from scalinglab.optimal.parametric import additive_params
@@ -143,13 +143,8 @@ def _best_trials(
     obs: pd.DataFrame, trials: list[str] | None | bool, metric: str, split: str | None, higher: bool, source: str
 ) -> BestOf | None:
     """Each cell's best trial (`trials`: the columns, None to look for them, False for none), or None."""
-    if trials is False:
-        return None
     rows = {"metric": metric if "metric" in obs else None, "split": split if "split" in obs else None}
-    by = trials or trial_columns(obs, source=source, **rows)
-    if not by:
-        return None
-    return best_of(obs, by, metric=rows["metric"], split=rows["split"], higher_is_better=higher, source=source)
+    return read_best_trials(obs, trials, higher_is_better=higher, source=source, **rows)
 
 
 def _tune(result: Analysis, obs: pd.DataFrame, chosen: BestOf | None, split: str | None) -> None:

@@ -11,7 +11,7 @@ import typer
 from scalinglab.cli import columns as vocabulary
 from scalinglab.cli.options import Columns, Direction, Rows, grouped
 from scalinglab.cli.render import console, err_console, frame_table, print_json
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, check_level
 from scalinglab.format import fmt, percent, short
 
 Opt = typer.Option
@@ -66,8 +66,7 @@ def _check(n: float | None, d: float | None, budget: float | None, level: float)
     for value, flag in ((n, "--n-at"), (d, "--d-at"), (budget, "--budget")):
         if value is not None and not value > 0:
             raise UserError(f"{flag} must be > 0, got {value:g}")
-    if not 0 < level < 1:
-        raise UserError(f"--ci-level must be in (0, 1), got {level:g}")
+    check_level("--ci-level", level)
 
 
 def _save(summary: dict[str, Any], output: Path) -> None:

@@ -286,16 +286,11 @@ class Trials:
     def apply(self, table: Any, cols: dict[str, str | None], rows: Rows, higher_is_better: bool, source: str) -> Any:
         """The table with only each cell's best trial when it has trials (a note on stderr says so)."""
         from scalinglab.cli.render import err_console
-        from scalinglab.observations import best_of, trial_columns
+        from scalinglab.observations import read_best_trials
 
-        names = self.choice()
-        if names is False:
+        options = {"metric": rows.metric, "split": rows.split, "higher_is_better": higher_is_better, "source": source}
+        chosen = read_best_trials(table, self.choice(), cols, **options)
+        if chosen is None:
             return table
-        by = names or trial_columns(table, cols, source=source, metric=rows.metric, split=rows.split)
-        if not by:
-            return table
-        chosen = best_of(
-            table, by, cols, metric=rows.metric, split=rows.split, higher_is_better=higher_is_better, source=source
-        )
         err_console.print(f"note: {chosen.note}", highlight=False, markup=False, soft_wrap=True)
         return chosen.table

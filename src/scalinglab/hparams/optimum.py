@@ -124,6 +124,13 @@ def cell_optima(
     """
     rows = {"metric": metric, "split": split, "higher_is_better": higher_is_better, "source": source}
     profile = trial_profile(table, column, columns, **rows)
+    return optima_of(profile, column, higher_is_better=higher_is_better, window=window, level=level)
+
+
+def optima_of(
+    profile: pd.DataFrame, column: str, *, higher_is_better: bool = False, window: int = 2, level: float = 0.95
+) -> pd.DataFrame:
+    """`cell_optima` from the points `trial_profile` gave."""
     sign = -1.0 if higher_is_better else 1.0
     out = []
     for (n, d), cell in profile.groupby(["n", "d"], sort=True):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 from scalinglab.hparams.law import VARIABLES, HparamLaw, fit_hparam_law
-from scalinglab.hparams.optimum import cell_optima, trial_profile
+from scalinglab.hparams.optimum import optima_of, trial_profile
 from scalinglab.observations.trials import trial_columns
 
 
@@ -68,8 +68,9 @@ def tune(
     out = []
     for name in names:
         options = {"higher_is_better": higher_is_better, "source": source, **rows}
-        optima = cell_optima(table, name, columns, level=level, **options)
-        tuned = Tuned(name, optima, {}, points=trial_profile(table, name, columns, **options))
+        points = trial_profile(table, name, columns, **options)
+        optima = optima_of(points, name, higher_is_better=higher_is_better, level=level)
+        tuned = Tuned(name, optima, {}, points=points)
         for key in VARIABLES:
             try:
                 tuned.laws[key] = fit_hparam_law(optima, name, key, level)

@@ -25,7 +25,15 @@ _MODULES = {
     "runs": ("last_index", "last_mask", "last_rows"),
     "schema": ("COLUMNS", "INPUT_DEFAULTS", "ROLES", "SCHEMA", "Column", "observation_row", "resolve_columns"),
     "select": ("FitData", "select_fit_data"),
-    "trials": ("TRIAL_COLUMNS", "BestOf", "best_of", "final_metric", "parse_best_of", "trial_columns"),
+    "trials": (
+        "TRIAL_COLUMNS",
+        "BestOf",
+        "best_of",
+        "final_metric",
+        "parse_best_of",
+        "read_best_trials",
+        "trial_columns",
+    ),
     "validate": ("choose_rows", "is_csv", "numeric_column", "prepare_frame", "require_positive", "where"),
 }
 _EXPORTS = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}

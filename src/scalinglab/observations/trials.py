@@ -100,6 +100,26 @@ def trial_columns(
     return tuple(c for c in present if counts[c] > 1)
 
 
+def read_best_trials(
+    table: pd.DataFrame,
+    trials: Sequence[str] | None | bool = None,
+    columns: dict[str, str | None] | None = None,
+    *,
+    metric: str | None = None,
+    split: str | None = None,
+    higher_is_better: bool = False,
+    source: str = "data",
+) -> BestOf | None:
+    """Each cell's best trial by the `trials` columns (None: the `trial_columns` the table has), or None when
+    `trials` is False or the table has no trials."""
+    if trials is False:
+        return None
+    by = list(trials or trial_columns(table, columns, source=source, metric=metric, split=split))
+    if not by:
+        return None
+    return best_of(table, by, columns, metric=metric, split=split, higher_is_better=higher_is_better, source=source)
+
+
 def best_of(
     table: pd.DataFrame,
     by: Sequence[str],

@@ -115,9 +115,10 @@ class SearchConfig(Strict):
 
     @model_validator(mode="after")
     def _something(self) -> SearchConfig:
-        if not self.space():
+        space = self.space()
+        if not space:
             raise ValueError(f"name at least one of {', '.join(SEARCH_KEYS)} to search over")
-        if any(v <= 0 for v in self.space().get("lr", [1.0]) + self.space().get("batch_size", [1])):
+        if any(v <= 0 for v in space.get("lr", []) + space.get("batch_size", [])):
             raise ValueError("lr and batch_size values must be > 0")
         return self
 
@@ -165,8 +166,8 @@ class ResourcesConfig(Strict):
     max_failures: int = Field(3, ge=-1)  # restarts of a run's workers after one dies (-1: no limit)
 
 
-# Keys that say how and where a study runs, not what it computes: a study created before they existed, or
-# that leaves them at their defaults, keeps its config digest.
+# Keys added after the first studies (how and where a study runs, and the search): a study created before they
+# existed, or that leaves them at their defaults, keeps its config digest.
 _HOW_KEYS = ("resources", "storage", "precision", "compile", "branches", "search")
 
 
@@ -283,8 +284,12 @@ class StudyConfig(Strict):
         """A stable hash of the config, to tell whether a study directory holds this study."""
         dumped = self.model_dump(mode="json")
         dumped.pop("logging", None)  # where runs are mirrored to does not change them
-        defaults = {"resources": ResourcesConfig().model_dump(mode="json"), "storage": None, "precision": "auto"}
-        defaults["search"] = None
+        defaults = {
+            "resources": ResourcesConfig().model_dump(mode="json"),
+            "storage": None,
+            "precision": "auto",
+            "search": None,
+        }
         if dumped["optimizer"].get("lr_law") is None:  # a key added later, at its default: the old digest
             dumped["optimizer"].pop("lr_law", None)
         for key in _HOW_KEYS:

@@ -21,10 +21,14 @@ class RunSpec:
     hparams: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:  # a spec back from JSON or SQLite holds lists or a JSON text
-        value = self.hparams
-        if isinstance(value, str):
-            value = json.loads(value) if value else []
-        object.__setattr__(self, "hparams", tuple((str(k), float(v)) for k, v in (value or ())))
+        object.__setattr__(self, "hparams", parse_hparams(self.hparams))
+
+
+def parse_hparams(value: object) -> tuple[tuple[str, float], ...]:
+    """A trial's hyperparameters as (key, value) pairs, from pairs, lists or the runs table's JSON text."""
+    if isinstance(value, str):
+        value = json.loads(value) if value else []
+    return tuple((str(k), float(v)) for k, v in (value or ()))
 
 
 @dataclass

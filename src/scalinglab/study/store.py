@@ -15,7 +15,7 @@ import pandas as pd
 from scalinglab.errors import UserError
 from scalinglab.observations import COLUMNS
 from scalinglab.study.config import SEARCH_KEYS, StudyConfig, parse_config
-from scalinglab.study.records import RunResult, RunSpec
+from scalinglab.study.records import RunResult, RunSpec, parse_hparams
 
 DB_NAME = "study.sqlite"
 OBS_COLUMNS = tuple(COLUMNS)  # the observations table's columns, in order, from the one schema
@@ -213,7 +213,7 @@ class Store:
             f"SELECT {', '.join(OBS_COLUMNS)} FROM observations ORDER BY run_id, steps, split, metric", self.conn
         )
         rows = self.conn.execute("SELECT run_id, hparams FROM runs WHERE hparams IS NOT NULL").fetchall()
-        trials = {run_id: dict(RunSpec(run_id, 0, 0, 0, text).hparams) for run_id, text in rows}
+        trials = {run_id: dict(parse_hparams(text)) for run_id, text in rows}
         for key in SEARCH_KEYS:
             if any(key in values for values in trials.values()):
                 obs[key] = obs["run_id"].map({r: v.get(key) for r, v in trials.items()}).astype(float)
