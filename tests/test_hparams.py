@@ -148,3 +148,16 @@ def test_the_report_reads_best_of_and_draws_the_optima(tmp_path):
     assert summary["hparams"]["lr"]["laws"]["nd"]["scale"] == pytest.approx(LR_LAW[0], rel=1e-9)
     every = analyse(table, "trials", bootstrap=0, form="chinchilla", intervals=None, trials=False)
     assert every.trials is None and len(every.final) == 175
+
+
+def test_the_report_says_so_when_no_cells_optimum_is_bracketed(tmp_path):
+    from scalinglab.analysis import analyse
+    from scalinglab.report.html import write_report
+
+    table = example_trials(LR_LAW)
+    best = LR_LAW[0] * table.n_params ** LR_LAW[1] * table.dataset_size ** LR_LAW[2]
+    below = table[table.lr < best].reset_index(drop=True)  # every cell's best trial at its grid's top end
+    analysis = analyse(below, "trials", bootstrap=0, form="chinchilla", intervals=None)
+    assert all(s.startswith("edge: the best value is the grid's largest") for s in analysis.hparams[0].optima.status)
+    page = write_report(analysis, tmp_path / "report").read_text()
+    assert "No cell&#x27;s optimum in lr is bracketed" in page or "No cell's optimum in lr is bracketed" in page

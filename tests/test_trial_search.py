@@ -177,3 +177,30 @@ def test_lr_law_sets_each_cells_rate_from_its_n_and_d(tmp_path):
     laws.unlink()
     with pytest.raises(UserError, match="key 'optimizer.lr_law'.*cannot be read"):
         load_config(path)
+
+
+def test_batch_size_law_sets_each_cells_batch_from_its_n_and_d(tmp_path):
+    law = {"scale": 4000.0, "exponents": {"n": -0.5, "d": 0.25}}
+    laws = tmp_path / "laws.json"
+    laws.write_text(json.dumps({"hparam_laws": {"batch_size": {"nd": law, "c": None}}}))
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "batch_size_law": "laws.json", "resources": {"workers_per_run": 1}}))
+    cfg = load_config(path)
+    assert cfg.batch_size_law.exponents == {"n": -0.5, "d": 0.25}
+    assert config().digest() == parse_config(BASE).digest()  # the key at its default: the digest it had
+    store = Store.create(tmp_path / "s", cfg)
+    execute(store)
+    runs = store.runs().set_index("run_id")
+    obs = store.observations()
+    sizes = set()
+    for run_id, run in runs.iterrows():
+        expected = max(1, round(4000.0 * run.n_params**-0.5 * run.dataset_size**0.25))
+        rows = obs[(obs.run_id == run_id) & (obs.split == "eval") & (obs.metric == "loss")]
+        assert (rows.samples_seen == rows.steps * expected).all()  # each step took the law's batch
+        sizes.add(expected)
+    assert len(sizes) > 1
+    with pytest.raises(UserError, match="search.batch_size and batch_size_law both set the batch size"):
+        config(batch_size_law=law, search={"batch_size": [8, 16]})
+    laws.write_text(json.dumps({"hparam_laws": {"lr": {"nd": law}}}))
+    with pytest.raises(UserError, match="key 'batch_size_law'.*holds no batch-size law in N and D"):
+        load_config(path)

@@ -21,9 +21,12 @@ def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
         if obs.empty:
             raise UserError(f"{path}: the study has no observations yet")
         from scalinglab.study.branches import branch_compute
+        from scalinglab.study.pruning import halving_compute
 
-        saved = branch_compute(store.runs(), obs)
+        saved, halving = branch_compute(store.runs(), obs), halving_compute(store.config(), store.runs())
         if saved is not None:
             obs.attrs["branches"] = saved  # what the cooldown branches saved, for the report's overview
+        if halving is not None:
+            obs.attrs["halving"] = halving  # the trials a halving search stopped (left out of `obs`), and the FLOPs
         return obs, f"{path} ({store.config().name})"
     return read_table(path), str(path)

@@ -52,6 +52,7 @@ class Analysis:
     two_step: TwoStepFits | None = None  # the metric through the eval loss, when the table has both
     two_step_error: str | None = None  # why the two-step fits failed
     branches: dict[str, float] | None = None  # a branch study's FLOPs as trained and in full (study.branches)
+    halving: dict[str, float] | None = None  # a halving search's stopped trials and FLOPs (study.pruning)
     trials: BestOf | None = None  # each cell's best trial, when the table has several per cell
     hparams: list[Tuned] | None = None  # each searched hyperparameter's optimum per cell and its laws
 
@@ -102,7 +103,7 @@ def analyse(
     `intervals` is the law's interval method (ScalingLaw's `intervals`); `trials` the hyperparameter columns
     whose best trial per cell is read (None: the known ones that vary within a cell; False: every trial).
     """
-    branches = obs.attrs.get("branches")
+    branches, halving = obs.attrs.get("branches"), obs.attrs.get("halving")
     obs = rename_columns(obs, columns, source)
     if split is not None and "split" in obs and split not in set(obs["split"]):
         split = None
@@ -116,7 +117,7 @@ def analyse(
     result = Analysis(
         title or f"Scaling study: {metric}", source, metric, split, higher_is_better, obs, last_rows(rows)
     )
-    result.all_points, result.branches = all_points, branches
+    result.all_points, result.branches, result.halving = all_points, branches, halving
     _tune(result, every, chosen, split)
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,

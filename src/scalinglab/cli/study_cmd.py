@@ -82,6 +82,7 @@ def status(
 ) -> None:
     """Each run's status, size and error, and the metrics the study records."""
     from scalinglab.study.branches import branch_compute
+    from scalinglab.study.pruning import halving_compute
     from scalinglab.study.store import Store
 
     store = Store.open(directory)
@@ -95,10 +96,11 @@ def status(
             for m, rows in obs.groupby("metric", sort=True)
         ]
         counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()}
-        saved = branch_compute(runs, obs)
+        saved, halving = branch_compute(runs, obs), halving_compute(store.config(), runs)
         print_json(
             {"directory": str(directory), "counts": counts, "runs": records(runs), "metrics": metrics}
             | ({} if saved is None else {"branches": saved})
+            | ({} if halving is None else {"halving": halving})
         )
         return
     table = Table(title=f"study {directory}", title_justify="left")
@@ -111,16 +113,27 @@ def status(
     _summary({k: int(v) for k, v in runs["status"].value_counts().items()}, directory)
     obs = store.observations()
     _branches(branch_compute(runs, obs))
-    _search(store.config())
+    _search(store.config(), halving_compute(store.config(), runs))
     _metrics(obs)
 
 
-def _search(config: Any) -> None:
-    """How many trials each cell has and over what, for a study with a search."""
-    if config.search is not None:
-        space = config.search.space()
-        listed = ", ".join(f"{k} ({len(v)} values)" for k, v in space.items())
-        console.print(f"search: {len(config.search.trials())} trials per cell over {listed}", highlight=False)
+def _search(config: Any, halving: dict[str, float] | None) -> None:
+    """How many trials each cell has and over what, for a study with a search; what halving saved."""
+    search = config.search
+    if search is None:
+        return
+    listed = ", ".join(f"{k} ({len(v)} values)" for k, v in search.space().items())
+    console.print(f"search: {len(search.trials())} trials per cell over {listed}", highlight=False)
+    if halving is not None:
+        rungs = ", ".join(f"{r:.0%}" for r in search.rungs())
+        console.print(
+            f"halving: the best 1/{search.reduction_factor} of each cell's trials go on at each rung ({rungs} of "
+            f"the budget); {halving['pruned']} of {halving['runs']} finished trials stopped early; training FLOPs "
+            f"{halving['flops_trained']:.3g} against {halving['flops_in_full']:.3g} for the full grid: "
+            f"{halving['saved']:.0%} saved",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _branches(saved: dict[str, float] | None) -> None:
@@ -162,13 +175,16 @@ def _cell(value: Any, count: bool = False) -> str:
 def export(
     directory: Annotated[Path, typer.Argument(help="study directory")],
     output: Annotated[Path, Opt("-o", "--output", help="observations file (.csv or .parquet)")],
+    pruned: Annotated[
+        bool, Opt(help="also the trials a halving search stopped early, with a column pruned_at (their last step)")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Write the observations table that `scalinglab fit` and `scalinglab optimal` read as they are."""
     from scalinglab.study.runner import export as export_table
     from scalinglab.study.store import Store
 
-    rows = export_table(Store.open(directory), output)
+    rows = export_table(Store.open(directory), output, pruned)
     if as_json:
         from scalinglab.cli.render import print_json
 

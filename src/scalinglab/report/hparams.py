@@ -35,6 +35,11 @@ def hparam_figure(tuned: Tuned, metric: str) -> Figure:
     ax.scatter(ok.opt, ok.at_opt, marker="*", s=90, c=ok.n, cmap=SIZE_CMAP, norm=norm, edgecolors="black", zorder=4)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=SIZE_CMAP), ax=ax, label="model parameters N")
     ax.set(xscale="log", xlabel=name, ylabel=metric, title=f"{metric} against {name} per cell (star: fitted optimum)")
+    if ok.empty:  # every cell's best value at the grid's end: nothing to draw against compute
+        right.text(0.5, 0.5, "no cell's optimum is bracketed", ha="center", va="center", transform=right.transAxes)
+        right.set(xticks=[], yticks=[], title=f"optimal {name} against compute")
+        tidy_log_axis(ax.xaxis)
+        return fig
     right.errorbar(
         ok.c, ok.opt, yerr=[ok.opt - ok.lo.fillna(ok.opt), ok.hi.fillna(ok.opt) - ok.opt], fmt="o", color="black"
     )
@@ -94,4 +99,9 @@ def add_hparams_section(page: Any, analysis: Any) -> None:
         rows = law_rows(tuned)
         if len(rows):
             page.table(rows)
-        page.text(f"A 2x error in {tuned.column} costs {percent(tuned.cost_2x_rel)} of the metric (median over cells).")
+        cost = tuned.cost_2x_rel
+        page.text(
+            f"A 2x error in {tuned.column} costs {percent(cost)} of the metric (median over cells)."
+            if np.isfinite(cost)
+            else f"No cell's optimum in {tuned.column} is bracketed: widen the range searched to measure it."
+        )

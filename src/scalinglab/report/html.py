@@ -154,6 +154,15 @@ def _overview(page: Page, analysis: Analysis) -> None:
         f"{runs} runs, {len(analysis.observations)} observation rows. Improvements are in % with positive = "
         "better, whichever way the metric runs. Machine-readable summary: summary.json."
     )
+    _savings(page, analysis)
+    if analysis.warnings:
+        page.heading("Warnings")
+        for warning in analysis.warnings:
+            page.warning(warning)
+
+
+def _savings(page: Page, analysis: Analysis) -> None:
+    """The compute a study's cooldown branches or halving search saved, when it has either."""
     if analysis.branches:
         saved = analysis.branches
         page.text(
@@ -161,10 +170,13 @@ def _overview(page: Page, analysis: Analysis) -> None:
             f"training took {saved['flops_trained']:.3g} FLOPs (each trunk once) against {saved['flops_in_full']:.3g} "
             f"counted in full per cell, {saved['saved']:.0%} saved."
         )
-    if analysis.warnings:
-        page.heading("Warnings")
-        for warning in analysis.warnings:
-            page.warning(warning)
+    if analysis.halving:
+        done = analysis.halving
+        page.text(
+            f"Successive halving: {done['pruned']:.0f} of {done['runs']:.0f} trials stopped early and left out of "
+            f"this analysis; training took {done['flops_trained']:.3g} FLOPs against {done['flops_in_full']:.3g} for "
+            f"the full grid, {done['saved']:.0%} saved."
+        )
 
 
 def fit_target(law: ScalingLaw, metric: str) -> str:

@@ -24,7 +24,8 @@ class Strict(BaseModel):
 
 
 class LrLaw(Strict):
-    """Each cell's learning rate from a fitted law lr* = scale N^n D^d (`scalinglab hparams -o FILE`)."""
+    """A hyperparameter from a fitted law, scale N^n D^d (`scalinglab hparams -o FILE`): each cell's learning
+    rate (`optimizer.lr_law`) or batch size (`batch_size_law`)."""
 
     scale: float = Field(gt=0)
     exponents: dict[Literal["n", "d"], float]
@@ -78,14 +79,27 @@ class LogRange(Strict):
 SEARCH_KEYS = {"lr": "lr", "batch_size": "bs", "warmup_steps": "wu", "weight_decay": "wd"}
 
 
-class SearchConfig(Strict):
-    """Trials per cell: every combination of the listed values (a list, or a log range) is one run of each cell."""
+# A halving search's own keys, left out of the digest while a search is a grid (studies made before they existed).
+HALVING_KEYS = ("reduction_factor", "min_fraction", "metric")
 
-    method: Literal["grid"] = "grid"
+
+class SearchConfig(Strict):
+    """Trials per cell: every combination of the listed values (a list, or a log range) is one run of each cell.
+
+    `method: halving` stops the weak trials of each cell early (asynchronous successive halving, Optuna's
+    SuccessiveHalvingPruner, study/pruning.py): at each rung, a fraction `min_fraction` x `reduction_factor`^k of
+    a run's budget, a trial trains on only when its `metric` (eval split) is in the best 1/`reduction_factor`
+    of the cell's trials that reached that rung.
+    """
+
+    method: Literal["grid", "halving"] = "grid"
     lr: list[float] | LogRange | None = None
     batch_size: list[int] | LogRange | None = None
     warmup_steps: list[int] | None = None
     weight_decay: list[float] | None = None
+    reduction_factor: int | None = Field(None, ge=2)  # halving's default: 3
+    min_fraction: float | None = Field(None, gt=0, lt=1)  # halving's default: 1/9
+    metric: str | None = Field(None, min_length=1)  # default: the task's first eval metric
 
     @field_validator("lr", "batch_size", mode="before")
     @classmethod
@@ -120,7 +134,25 @@ class SearchConfig(Strict):
             raise ValueError(f"name at least one of {', '.join(SEARCH_KEYS)} to search over")
         if any(v <= 0 for v in space.get("lr", []) + space.get("batch_size", [])):
             raise ValueError("lr and batch_size values must be > 0")
+        if self.method == "grid":
+            given = [k for k in HALVING_KEYS if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"'{given[0]}' is for method 'halving'")
+            return self
+        if len(self.trials()) < 2:
+            raise ValueError("method 'halving' needs at least two trials per cell to choose between")
+        self.reduction_factor = 3 if self.reduction_factor is None else self.reduction_factor
+        self.min_fraction = 1 / 9 if self.min_fraction is None else self.min_fraction
         return self
+
+    def rungs(self) -> list[float]:
+        """A halving search's rungs, as fractions of a run's budget: min_fraction x reduction_factor^k below 99%
+        (0.111 x 9 is the end of the run, where every trial completes, not a rung)."""
+        out, fraction = [], self.min_fraction
+        while fraction < 0.99:
+            out.append(fraction)
+            fraction *= self.reduction_factor
+        return out
 
     def space(self) -> dict[str, list[float]]:
         """Each searched key's values, in order (a batch-size range rounded to whole, distinct sizes)."""
@@ -136,9 +168,28 @@ class SearchConfig(Strict):
         return out
 
     def trials(self) -> list[tuple[tuple[str, float], ...]]:
-        """Every combination of the searched values, each as sorted (key, value) pairs."""
+        """Every combination of the searched values, each as sorted (key, value) pairs; a halving search's in
+        the order they train (`spread_order`)."""
         space = self.space()
-        return [tuple(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
+        grid = [tuple(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
+        return grid if self.method == "grid" else [grid[i] for i in spread_order(len(grid))]
+
+
+def spread_order(count: int) -> list[int]:
+    """0..count-1 middle first, then the middles of each half, breadth first: [2, 0, 4, 1, 3, 5] for 6.
+
+    Asynchronous halving compares each trial with those that reached a rung before it; in grid order, a metric
+    that improves towards the middle of the range would promote every trial up to the optimum. Spread out, the
+    first trials span the range and set the bar the others must meet.
+    """
+    out, spans = [], [(0, count - 1)]
+    while spans:
+        low, high = spans.pop(0)
+        if low <= high:
+            middle = (low + high) // 2
+            out.append(middle)
+            spans += [(low, middle - 1), (middle + 1, high)]
+    return out
 
 
 class BudgetConfig(Strict):
@@ -207,6 +258,8 @@ class StudyConfig(Strict):
     data_scales: list[float] = Field(min_length=1)
     budget: BudgetConfig
     batch_size: int = Field(gt=0)
+    # Set each cell's batch size from a law in its N and D (rounded to a multiple of workers_per_run) instead
+    batch_size_law: LrLaw | None = None
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     eval_every: int = Field(gt=0)
@@ -251,6 +304,8 @@ class StudyConfig(Strict):
             raise ValueError("branches train in one process per run: set resources.workers_per_run to 1")
         if self.branches and self.optimizer.lr_law is not None:
             raise ValueError("optimizer.lr_law sets each data scale's own rate, so branches would share no trunk")
+        if self.branches and self.batch_size_law is not None:
+            raise ValueError("batch_size_law sets each data scale's own batch, so branches would share no trunk")
         return self._search_fits()
 
     def _search_fits(self) -> StudyConfig:
@@ -260,8 +315,12 @@ class StudyConfig(Strict):
         space = self.search.space()
         if self.branches:
             raise ValueError("search and branches together are not supported: each trial would need its own trunk")
+        if self.search.method == "halving" and self.resources.workers_per_run > 1:
+            raise ValueError("search.method 'halving' trains each trial in one process: set workers_per_run to 1")
         if "lr" in space and self.optimizer.lr_law is not None:
             raise ValueError("search.lr and optimizer.lr_law both set the learning rate: keep one")
+        if "batch_size" in space and self.batch_size_law is not None:
+            raise ValueError("search.batch_size and batch_size_law both set the batch size: keep one")
         for size in space.get("batch_size", []):
             if size % self.resources.workers_per_run:
                 raise ValueError(f"search.batch_size {size} must be a multiple of resources.workers_per_run")
@@ -290,8 +349,13 @@ class StudyConfig(Strict):
             "precision": "auto",
             "search": None,
         }
+        if dumped.get("search") and dumped["search"]["method"] == "grid":  # keys added later: the old digest
+            for key in HALVING_KEYS:
+                dumped["search"].pop(key, None)
         if dumped["optimizer"].get("lr_law") is None:  # a key added later, at its default: the old digest
             dumped["optimizer"].pop("lr_law", None)
+        if dumped.get("batch_size_law", False) is None:
+            dumped.pop("batch_size_law")
         for key in _HOW_KEYS:
             if dumped.get(key) == defaults.get(key, False):
                 dumped.pop(key, None)
@@ -336,6 +400,15 @@ def check_task_options(config: StudyConfig, source: str = "config") -> None:
         first = exc.errors()[0]
         first = {**first, "loc": ("task_options", *first["loc"])}
         raise UserError(f"{source}: {_describe(first)}") from None
+    search = config.search
+    if search is not None and search.method == "halving" and search.metric is not None:
+        known = {"loss", *task_class.metrics}
+        if search.metric not in known:
+            listed = ", ".join(sorted(known))
+            raise UserError(
+                f"{source}: key 'search.metric': '{search.metric}' is not an eval metric of task "
+                f"'{config.task}' ({listed})"
+            )
     problem = task_class.check_study(options, config)
     if problem is not None:
         raise UserError(f"{source}: {problem}")
@@ -382,24 +455,31 @@ def load_config(path: str | Path) -> StudyConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UserError(f"{path}: not valid YAML{where}") from None
-    return parse_config(_inline_lr_law(data, path), str(path))
+    if isinstance(data, dict) and isinstance(data.get("optimizer"), dict):
+        optimizer = data["optimizer"]
+        data = {**data, "optimizer": {**optimizer, "lr_law": _law_file(optimizer.get("lr_law"), "lr", path)}}
+    if isinstance(data, dict) and "batch_size_law" in data:
+        data = {**data, "batch_size_law": _law_file(data["batch_size_law"], "batch_size", path)}
+    return parse_config(data, str(path))
 
 
-def _inline_lr_law(data: Any, path: Path) -> Any:
-    """`optimizer.lr_law: FILE` (relative to the config) replaced by the law in (N, D) that `hparams -o` wrote."""
-    optimizer = data.get("optimizer") if isinstance(data, dict) else None
-    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("lr_law"), str):
-        return data
-    where = path.parent / optimizer["lr_law"]
+_LAW_KEYS = {"lr": ("optimizer.lr_law", "learning-rate"), "batch_size": ("batch_size_law", "batch-size")}
+
+
+def _law_file(value: Any, hparam: str, path: Path) -> Any:
+    """A law given as a FILE (relative to the config) replaced by the law in (N, D) that `hparams -o` wrote for
+    `hparam`; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    key, noun = _LAW_KEYS[hparam]
+    where = path.parent / value
     try:
         saved = json.loads(where.read_text())
-        law = saved["hparam_laws"]["lr"]["nd"] if "hparam_laws" in saved else saved
-        law = {"scale": law["scale"], "exponents": law["exponents"]}
+        law = saved["hparam_laws"][hparam]["nd"] if "hparam_laws" in saved else saved
+        return {"scale": law["scale"], "exponents": law["exponents"]}
     except OSError as exc:
-        raise UserError(f"{path}: key 'optimizer.lr_law': {where} cannot be read ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: key '{key}': {where} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, KeyError, TypeError):
         raise UserError(
-            f"{path}: key 'optimizer.lr_law': {where} holds no learning-rate law in N and D "
-            "(write one with `scalinglab hparams -o`)"
+            f"{path}: key '{key}': {where} holds no {noun} law in N and D (write one with `scalinglab hparams -o`)"
         ) from None
-    return {**data, "optimizer": {**optimizer, "lr_law": law}}

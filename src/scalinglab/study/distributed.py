@@ -96,7 +96,9 @@ def trainer(config: StudyConfig, spec: RunSpec, run_dir: Path):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    config = config.for_trial(spec.hparams)  # a search's trial trains with its own hyperparameters
+    from scalinglab.study import train
+
+    config = train.run_config(config, spec)  # a trial's own hyperparameters; a batch size from its law
     res = config.resources
     folder = run_folder(config.storage, run_dir)
     parent, name = folder.path.rsplit("/", 1)

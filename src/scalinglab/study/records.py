@@ -44,6 +44,7 @@ class RunResult:
     resumed_from_step: int
     parent: str | None = None  # a cooldown branch's trunk run (study.branches)
     shared_steps: int = 0  # the steps the branch took from its trunk instead of training them
+    pruned_at: int | None = None  # a halving search stopped this trial at this step (study.pruning)
 
 
 # Events an executor reports to the driver's `emit`; the driver alone turns them into store writes.

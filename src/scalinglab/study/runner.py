@@ -172,8 +172,9 @@ def _finish(display: Display, bars: dict[str, int], run_id: str) -> None:
         display.remove_task(task)
 
 
-def export(store: Store, output: Path) -> int:
-    """Write the observations table (CSV or parquet by suffix), atomically; returns the row count.
+def export(store: Store, output: Path, pruned: bool = False) -> int:
+    """Write the observations table (CSV or parquet by suffix), atomically; returns the row count. With `pruned`,
+    also the rows of the trials a halving search stopped early (column `pruned_at`).
 
     A missing parent folder is created; a file that cannot be written is a UserError naming it.
     """
@@ -182,6 +183,6 @@ def export(store: Store, output: Path) -> int:
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):  # before reading the store
         raise UserError(f"{output}: unknown file type '{suffix}'; use .csv or .parquet")
-    obs = store.observations()
+    obs = store.observations(pruned)
     write_table(obs, output)
     return len(obs)

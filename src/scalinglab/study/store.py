@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
     error TEXT, attempts INTEGER NOT NULL DEFAULT 0, resumed_from_step INTEGER,
     n_params INTEGER, n_params_nonembed INTEGER, dataset_size INTEGER, flops_per_step REAL,
-    started REAL, finished REAL, parent TEXT, shared_steps INTEGER, hparams TEXT
+    started REAL, finished REAL, parent TEXT, shared_steps INTEGER, hparams TEXT, pruned_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS observations (
     {", ".join(OBS_COLUMNS)},
@@ -81,7 +81,8 @@ class Store:
     def _add_branch_columns(self) -> None:
         """A store made before cooldown branches or searches gets their columns (empty); read-only, left as is."""
         have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
-        for column, kind in (("parent", "TEXT"), ("shared_steps", "INTEGER"), ("hparams", "TEXT")):
+        added = (("parent", "TEXT"), ("shared_steps", "INTEGER"), ("hparams", "TEXT"), ("pruned_at", "INTEGER"))
+        for column, kind in added:
             if column not in have:
                 try:
                     self.conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -192,8 +193,8 @@ class Store:
             )
             self.conn.execute(
                 "UPDATE runs SET status = 'done', error = NULL, finished = ?, resumed_from_step = ?, n_params = ?, "
-                "n_params_nonembed = ?, dataset_size = ?, flops_per_step = ?, parent = ?, shared_steps = ? "
-                "WHERE run_id = ?",
+                "n_params_nonembed = ?, dataset_size = ?, flops_per_step = ?, parent = ?, shared_steps = ?, "
+                "pruned_at = ? WHERE run_id = ?",
                 (
                     time.time(),
                     result.resumed_from_step,
@@ -203,15 +204,23 @@ class Store:
                     result.flops_per_step,
                     result.parent,
                     result.shared_steps,
+                    result.pruned_at,
                     result.run_id,
                 ),
             )
 
-    def observations(self) -> pd.DataFrame:
-        """Every observation; a search's trials add a column per searched hyperparameter (lr, batch_size, ...)."""
+    def observations(self, pruned: bool = False) -> pd.DataFrame:
+        """Every observation of the runs that reached their budget; a search's trials add a column per searched
+        hyperparameter (lr, batch_size, ...). With `pruned`, also the rows of the trials a halving search stopped
+        early, and a column `pruned_at` (the step it stopped them at; empty for complete runs)."""
         obs = pd.read_sql_query(
             f"SELECT {', '.join(OBS_COLUMNS)} FROM observations ORDER BY run_id, steps, split, metric", self.conn
         )
+        stopped = dict(self.conn.execute("SELECT run_id, pruned_at FROM runs WHERE pruned_at IS NOT NULL").fetchall())
+        if pruned:
+            obs["pruned_at"] = obs["run_id"].map(stopped).astype("Int64")
+        else:
+            obs = obs[~obs["run_id"].isin(list(stopped))].reset_index(drop=True)
         rows = self.conn.execute("SELECT run_id, hparams FROM runs WHERE hparams IS NOT NULL").fetchall()
         trials = {run_id: dict(parse_hparams(text)) for run_id, text in rows}
         for key in SEARCH_KEYS:

@@ -169,6 +169,7 @@ class _State:
     resumed_from: int = 0
     window: tuple[float, int] = (0.0, 0)  # the training-loss sum and count since the last eval
     shared_steps: int = 0  # a branch's steps taken from its trunk
+    pruned_at: int | None = None  # a halving search stopped this trial here (study.pruning)
 
 
 def _build(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
@@ -208,6 +209,23 @@ def _branch_plan(config: StudyConfig, spec: RunSpec, task: Task, pool: int) -> d
     return {"total": totals[spec.data_scale], "points": (), "branch": None if step is None else (trunk, step)}
 
 
+def run_config(config: StudyConfig, spec: RunSpec) -> StudyConfig:
+    """What the run trains with: a search's trial's hyperparameters in place, and with `batch_size_law` the
+    batch size the law gives at this model's N and this D (the nearest multiple of `workers_per_run`)."""
+    config = config.for_trial(spec.hparams)
+    law = config.batch_size_law
+    if law is None:
+        return config
+    task = build_task(config.task, config.task_options)
+    with torch.random.fork_rng():  # built as `_build` builds them: the same seed, the run's stream untouched
+        torch.manual_seed(spec.seed)
+        size = task.build_data(spec.data_scale, spec.seed).dataset_size
+        n_params = sum(p.numel() for p in task.build_model(spec.model_scale, config.scale_by).parameters())
+    workers = config.resources.workers_per_run
+    batch = max(workers, workers * round(law.at(n_params, size) / workers))
+    return config.model_copy(update={"batch_size": int(batch)})
+
+
 def build_run(config: StudyConfig, spec: RunSpec, device: torch.device) -> _Run:
     """The run's task, data, model, optimiser and schedule, built the same way on every process."""
     return _build(config, spec, device)
@@ -237,6 +255,7 @@ def _restore(run: _Run, data: bytes) -> _State:
         window = saved.get("window", (0.0, 0))
         state = _State(step, list(saved["rows"]), float(saved["elapsed"]), saved["flops_per_step"], step)
         state.window, state.shared_steps = (float(window[0]), int(window[1])), int(saved.get("shared_steps", 0))
+        state.pruned_at = saved.get("pruned_at")
         return state
     except Exception as exc:
         raise _Unusable(f"it does not fit this run ({_first_line(exc)})") from exc
@@ -357,6 +376,7 @@ def checkpoint_bytes(run: _Run, state: _State, elapsed: float) -> bytes:
         "flops_per_step": state.flops_per_step,
         "window": state.window,
         "shared_steps": state.shared_steps,
+        "pruned_at": state.pruned_at,
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
@@ -364,6 +384,7 @@ def checkpoint_bytes(run: _Run, state: _State, elapsed: float) -> bytes:
 
 
 Save = Callable[[_Run, _State, float], None]  # (run, state, elapsed seconds): write the checkpoint
+Stop = Callable[[_Run, _State], bool]  # after an eval (its rows in state.rows): whether the run stops there
 
 
 def _saver(folder: Folder, name: str | Callable[[int], str] = CHECKPOINT) -> Save:
@@ -388,9 +409,11 @@ def train_steps(
     report: Report | None = None,
     replica: Replica = Replica(),
     keep: Save | None = None,
+    stop: Stop | None = None,
 ) -> None:
     """Optimiser steps to the budget; every `eval_every` steps and at the last, evaluate and checkpoint; at each
-    of a trunk's branch points, `keep` its state for the branch.
+    of a trunk's branch points, `keep` its state for the branch. When `stop` says so after an eval, the run ends
+    there (`state.pruned_at`), checkpointed, and a resume trains no further.
 
     Data-parallel: every process calls this with its `replica`; the chief alone evaluates and reports, and
     each calls `save` at the same steps (the chief writes the checkpoint).
@@ -403,7 +426,7 @@ def train_steps(
     started = time.perf_counter() - state.elapsed
     amp = autocast(config, device)
     model.train()
-    while state.step < run.total:
+    while state.step < run.total and state.pruned_at is None:
         with amp:
             loss = run.task.loss(run.forward, batch_at(config, run, state.step, replica))
         run.optimizer.zero_grad(set_to_none=True)
@@ -431,7 +454,28 @@ def train_steps(
             keep(run, state, time.perf_counter() - started)
             state.window = (0.0, 0)
         if evaluating:
+            if stop is not None and stop(run, state):
+                state.pruned_at = state.step
             save(run, state, time.perf_counter() - started)
+
+
+def _halving_stop(config: StudyConfig, run: _Run, run_dir: Path) -> tuple[Stop, Callable[[_State], None]] | None:
+    """A halving search's stop hook (its trial reports each eval) and what closes the trial; None without one."""
+    if config.search is None or config.search.method != "halving":
+        return None
+    from scalinglab.study.pruning import open_trial, search_metric
+
+    halving = open_trial(config, run.spec, Path(run_dir).parent.parent)
+    name, _ = search_metric(config)
+
+    def value(state: _State) -> float:
+        rows = [r for r in state.rows if r["steps"] == state.step and r["metric"] == name and r["split"] == "eval"]
+        return rows[-1]["value"] if rows else float("nan")
+
+    def stop(run: _Run, state: _State) -> bool:
+        return halving.report(value(state), state.step, run.total)
+
+    return stop, lambda state: halving.finish(value(state))
 
 
 def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report | None = None) -> RunResult:
@@ -440,13 +484,17 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report 
     Holds the run's lock throughout (RunLocked when another live process trains this run), and reports
     Started (once it holds the lock), Progress and Notice events to `report`.
     """
-    config = config.for_trial(spec.hparams)  # a search's trial trains with its own hyperparameters
+    config = run_config(config, spec)  # a search's trial trains with its own hyperparameters
     with run_lock(run_dir):
         if report is not None:
             report(Started(spec.run_id))
         folder = run_folder(config.storage, run_dir)
         run, state = _start(config, spec, folder, report, run_dir)
-        train_steps(config, run, state, _saver(folder), report, keep=_saver(folder, branch_file))
+        halving = _halving_stop(config, run, run_dir)
+        stop = None if halving is None else halving[0]
+        train_steps(config, run, state, _saver(folder), report, keep=_saver(folder, branch_file), stop=stop)
+        if halving is not None:
+            halving[1](state)
     return RunResult(
         spec.run_id,
         state.rows,
@@ -457,4 +505,5 @@ def train_run(config: StudyConfig, spec: RunSpec, run_dir: Path, report: Report 
         state.resumed_from,
         None if run.branch is None or not state.shared_steps else run.branch[0].run_id,
         state.shared_steps,
+        state.pruned_at,
     )
