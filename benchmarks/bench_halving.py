@@ -12,7 +12,6 @@ the grid measured, so both are scored against the same truth).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_hparams import FIXED_LR, final_eval, relative_errors, study
+from bench_hparams import FIXED_LR, final_eval, grid_parser, relative_errors, study
 from scalinglab.fit.law import fit_law
 from scalinglab.observations import best_of
 from scalinglab.study.config import parse_config
@@ -47,11 +46,7 @@ def train(cfg: dict, workers: int) -> tuple[pd.DataFrame, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="1,2,4,8")
-    parser.add_argument("--data", default="1,2,4")
-    parser.add_argument("--lrs", default="0.0005,0.001,0.002,0.004,0.008")
-    parser.add_argument("--workers", type=int, default=2)
+    parser = grid_parser(__doc__.splitlines()[0])
     parser.add_argument("--reduction", type=int, default=3)
     parser.add_argument("--min-fraction", type=float, default=1 / 9)
     args = parser.parse_args()

@@ -74,12 +74,18 @@ def relative_errors(law, target: pd.DataFrame) -> np.ndarray:
     return predicted / target.value.to_numpy(float) - 1.0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def grid_parser(description: str) -> argparse.ArgumentParser:
+    """The grid's options, shared with bench_halving.py: model and data scales, learning rates, workers."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--models", default="1,2,4,8")
     parser.add_argument("--data", default="1,2,4")
     parser.add_argument("--lrs", default="0.0005,0.001,0.002,0.004,0.008")
     parser.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = grid_parser(__doc__.splitlines()[0])
     parser.add_argument("--table", default=None)
     args = parser.parse_args()
     args.lr_list = [float(v) for v in args.lrs.split(",")]

@@ -57,13 +57,12 @@ def test_a_branch_leaves_where_its_cooldown_starts_and_the_trunk_is_still_stable
     assert [s.data_scale for s in first] == [4] and [s.data_scale for s in later] == [1, 2]
 
 
-def test_branches_need_a_wsd_schedule_and_one_process_per_run():
+def test_branches_need_a_wsd_schedule_and_an_epochs_budget():
     with pytest.raises(UserError, match="key '\\(top level\\)': branches need schedule.kind 'wsd'"):
         config(schedule={"kind": "cosine"})
     with pytest.raises(UserError, match="branches need budget.epochs"):
         config(budget={"steps": 100})
-    with pytest.raises(UserError, match="workers_per_run to 1"):
-        config(resources={"workers_per_run": 2})
+    assert config(resources={"workers_per_run": 2}).resources.workers_per_run == 2  # data-parallel: on Ray Train
     assert config(branches=False).digest() != config().digest()
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -294,3 +295,29 @@ def test_a_data_parallel_run_survives_a_killed_worker_and_matches_one_process(cl
     for key, row in want.items():
         assert got[key]["samples_seen"] == row["samples_seen"] and got[key]["flops"] == row["flops"]
         assert got[key]["value"] == pytest.approx(row["value"], rel=RTOL), key
+
+
+@pytest.mark.slow
+def test_data_parallel_branches_start_from_their_trunk_and_match_one_process(cluster, tmp_path):
+    branches = {  # one epoch of 256 and 1,024 samples in batches of 16: the branch leaves the trunk at step 12
+        **BASE,
+        "task_options": {"base_samples": 256, "eval_samples": 128},
+        "model_scales": [1],
+        "data_scales": [1, 4],
+        "budget": {"epochs": 1},
+        "batch_size": 16,
+        "schedule": {"kind": "wsd", "warmup_steps": 2, "decay_fraction": 0.25},
+        "eval_every": 4,
+        "branches": True,
+    }
+    store = Store.create(tmp_path / "dp", parse_config({**branches, "resources": {"workers_per_run": 2}}))
+    assert execute(store, executor="ray", address=cluster.address) == {"done": 2}
+    runs = store.runs().set_index("run_id")
+    assert (runs.loc["m1-d1-s0", "parent"], runs.loc["m1-d1-s0", "shared_steps"]) == ("m1-d4-s0", 12)
+    alone = Store.create(tmp_path / "one", parse_config(branches))  # the same study in one process per run
+    execute(alone)
+    got, want = (
+        s.observations().set_index(["run_id", "steps", "metric", "split"]).value.sort_index() for s in (store, alone)
+    )
+    assert got.index.equals(want.index)  # every eval recorded once, the branch's shared steps its own
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=RTOL)

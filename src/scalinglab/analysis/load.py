@@ -26,6 +26,8 @@ def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
         saved, halving = branch_compute(store.runs(), obs), halving_compute(store.config(), store.runs())
         if saved is not None:
             obs.attrs["branches"] = saved  # what the cooldown branches saved, for the report's overview
+        runs = store.runs().astype(object).where(store.runs().notna(), None).to_dict(orient="records")
+        obs.attrs["study"] = {"config": store.config().model_dump(mode="json"), "runs": runs}  # runs' schedules
         if halving is not None:
             obs.attrs["halving"] = halving  # the trials a halving search stopped (left out of `obs`), and the FLOPs
         return obs, f"{path} ({store.config().name})"

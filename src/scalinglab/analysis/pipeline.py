@@ -55,6 +55,7 @@ class Analysis:
     halving: dict[str, float] | None = None  # a halving search's stopped trials and FLOPs (study.pruning)
     trials: BestOf | None = None  # each cell's best trial, when the table has several per cell
     hparams: list[Tuned] | None = None  # each searched hyperparameter's optimum per cell and its laws
+    curves: list[dict] | None = None  # a study folder's schedule-aware law per model (analysis.curves.model_row)
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
@@ -95,15 +96,13 @@ def analyse(
     intervals: str | None = "profile",
     trials: list[str] | None | bool = None,
 ) -> Analysis:
-    """Fit what the data supports; what it does not support becomes a warning, not a failure.
-
-    `form` is the L(N, D) form ("auto": chosen by leave-one-run-out error); `all_points` fits every
-    checkpoint instead of each run's last; `data_scale` picks the runs of the envelope; `columns` maps roles
-    (n, d, y, c, run) to column names; `marks` are other studies' tables whose compute the envelope marks;
-    `intervals` is the law's interval method (ScalingLaw's `intervals`); `trials` the hyperparameter columns
-    whose best trial per cell is read (None: the known ones that vary within a cell; False: every trial).
-    """
-    branches, halving = obs.attrs.get("branches"), obs.attrs.get("halving")
+    """Fit what the data supports; what it does not support becomes a warning, not a failure. `form` is the
+    L(N, D) form ("auto": chosen by how it extrapolates, fit/selection.py); `all_points` fits every checkpoint
+    instead of each run's last; `data_scale` picks the runs of the envelope; `columns` maps roles (n, d, y, c,
+    run) to column names; `marks` are other studies' tables whose compute the envelope marks; `intervals` is the
+    law's interval method (ScalingLaw's `intervals`); `trials` the hyperparameter columns whose best trial per
+    cell is read (None: the known ones that vary within a cell; False: every trial)."""
+    branches, halving, study = obs.attrs.get("branches"), obs.attrs.get("halving"), obs.attrs.get("study")
     obs = rename_columns(obs, columns, source)
     if split is not None and "split" in obs and split not in set(obs["split"]):
         split = None
@@ -119,6 +118,7 @@ def analyse(
     )
     result.all_points, result.branches, result.halving = all_points, branches, halving
     _tune(result, every, chosen, split)
+    _schedule_curves(result, study, every)
     selection = {  # a wide table (one metric, no metric or split column): the metric is only the value's name
         "metric": metric if "metric" in obs else None,
         "split": split if "split" in obs else None,
@@ -164,6 +164,22 @@ def _tune(result: Analysis, obs: pd.DataFrame, chosen: BestOf | None, split: str
         return
     result.hparams = tuned
     result.warnings += [f"hyperparameters: {note}" for t in tuned for note in t.notes]
+
+
+def _schedule_curves(result: Analysis, study: dict | None, obs: pd.DataFrame) -> None:
+    """For a study folder (its config and runs table), the schedule-aware law per model on the metric's curves."""
+    if study is None or result.split is None:
+        return
+    from scalinglab.analysis.curves import model_curves, model_row
+    from scalinglab.study.config import parse_config
+
+    config, runs = parse_config(study["config"], result.source, check_task=False), pd.DataFrame(study["runs"])
+    try:
+        models = model_curves(config, runs, obs, result.metric, result.split)
+    except UserError as exc:
+        result.warnings.append(f"loss-curve law not fitted: {exc}")
+        return
+    result.curves = [model_row(m, config) for m in models]
 
 
 def _points(result: Analysis, obs: pd.DataFrame, selection: dict) -> FitData | None:

@@ -9,6 +9,7 @@ import typer
 
 from scalinglab.cli import (
     backtest_cmd,
+    curves_cmd,
     demo_cmd,
     fit_cmd,
     hparams_cmd,
@@ -39,6 +40,7 @@ app.command("hparams", epilog=EPILOG)(hparams_cmd.hparams)
 app.command("demo")(demo_cmd.demo)
 app.command("report", epilog=EPILOG)(report_cmd.report)
 app.command("compare")(report_cmd.compare)
+study_cmd.app.command("curves")(curves_cmd.curves)
 app.add_typer(study_cmd.app, name="study")
 app.command("import")(import_cmd.import_runs)
 

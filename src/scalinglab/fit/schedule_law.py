@@ -124,7 +124,10 @@ class ScheduleLaw:
         self.params_ = dict(zip(NAMES, map(float, result.x), strict=True))
         self.n_points_ = int(y.size)
         self.residual_scale_ = float(np.sqrt(np.sum(result.fun**2) / max(y.size - len(NAMES), 1)))
-        self.at_bounds_ = [n for n, v, lo in zip(NAMES, result.x, LOWER, strict=True) if v <= lo * (1 + 1e-9)]
+        # at a bound: where the solver's constrained optimum holds the bound active (trf iterates stay strictly
+        # inside, so an L0 of 1e-33 against a bound of 0 is active there, not free)
+        active = np.asarray(result.active_mask) != 0
+        self.at_bounds_ = [n for n, v, lo, a in zip(NAMES, result.x, LOWER, active, strict=True) if a or v <= lo]
         jac = _jacobian(result.x, s1, s2)
         self.cov_ = self.residual_scale_**2 * np.linalg.pinv(jac.T @ jac)
         z = stats.t.ppf(0.5 + self.ci_level / 2, max(y.size - len(NAMES), 1))

@@ -136,9 +136,26 @@ def write_report(analysis: Analysis, output: str | Path) -> Path:
             _next_runs_section(page, analysis)
         add_two_step_section(page, analysis)
         add_hparams_section(page, analysis)
+        _curves_section(page, analysis)
         _data_section(page, analysis)
     (output / "summary.json").write_text(json.dumps(summary(analysis), indent=2) + "\n")
     return page.write(analysis.title)
+
+
+def _curves_section(page: Page, analysis: Analysis) -> None:
+    """A study folder's schedule-aware law per model and its backtest from the shorter runs."""
+    if not analysis.curves:
+        return
+    page.heading("Loss curves under the schedule")
+    page.text(
+        f"Per model, L(s) = L0 + A S1^-alpha - C S2 (Tissue et al. 2024) fitted on every checkpoint of "
+        f"{analysis.metric}, with S1 and S2 the learning-rate and annealing areas of each run's own schedule, "
+        "rebuilt from the study's config. Backtest: fitted on the runs shorter than the model's longest, the "
+        "longest run's final point predicted (worst error over its seeds). A parameter at its bound says the "
+        "curves do not locate it, and predictions beyond them are not to be trusted. 95% intervals: summary.json."
+    )
+    rows = pd.DataFrame(analysis.curves)
+    page.table(rows[[c for c in rows.columns if not c.endswith(("_lo", "_hi"))]].fillna(""))
 
 
 def _verdict(page: Page, analysis: Analysis) -> None:

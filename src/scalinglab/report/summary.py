@@ -72,6 +72,8 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         out["costs"] = analysis.costs.to_dict(orient="records")
     if analysis.hparams:  # each searched hyperparameter's optimum and its laws (scalinglab hparams)
         out["hparams"] = {t.column: t.to_dict() for t in analysis.hparams}
+    if analysis.curves:
+        out["curves"] = analysis.curves
     if analysis.suggestions is not None:  # what to run next (optimal/suggest.py)
         out["suggestions"] = analysis.suggestions.to_dict(top=10)
     return _clean(out)

@@ -300,8 +300,6 @@ class StudyConfig(Strict):
             raise ValueError("branches need schedule.kind 'wsd': a branch leaves its trunk's stable phase to cool down")
         if self.branches and self.budget.steps is not None:
             raise ValueError("branches need budget.epochs: each data scale's size sets how long its cell trains")
-        if self.branches and workers > 1:
-            raise ValueError("branches train in one process per run: set resources.workers_per_run to 1")
         if self.branches and self.optimizer.lr_law is not None:
             raise ValueError("optimizer.lr_law sets each data scale's own rate, so branches would share no trunk")
         if self.branches and self.batch_size_law is not None:

@@ -48,12 +48,15 @@ def _worker_loop(payload: dict[str, Any]) -> None:
         device = ray.train.torch.get_device()
     else:
         device = torch.device("cpu")
+    run_dir = Path(payload["run_dir"])
     run = train.build_run(config, spec, device)
     state = train.RunState()
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = train.restore_run(run, (Path(folder) / CHECKPOINT).read_bytes())
+    elif run.branch is not None:  # a cooldown branch: every replica starts from its trunk's saved state
+        run, state = train.branch_start(config, run, run_dir.parent)
     if state.flops_per_step is None:  # before DDP wraps the model: the count runs a plain backward
         shard = train.batch_at(config, run, 0, replica)
         state.flops_per_step = train.measure_step_flops(run.task, run.model, shard) * replica.world
@@ -74,9 +77,25 @@ def _worker_loop(payload: dict[str, Any]) -> None:
             (Path(folder) / CHECKPOINT).write_bytes(train.checkpoint_bytes(run, state, elapsed))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))  # uploaded before return
 
-    train.train_steps(config, run, state, save, None, replica)
+    keep = _keeper(config, run_dir, replica) if run.branch_points else None
+    train.train_steps(config, run, state, save, None, replica, keep=keep)
     if not saved[0]:  # restored from the final checkpoint (a driver lost after the run ended): report it again
         save(run, state, state.elapsed)
+
+
+def _keeper(config: StudyConfig, run_dir: Path, replica: Any) -> Callable:
+    """A trunk's `keep`: at each branch point the chief writes the state its branches start from (every replica
+    holds the same model and optimiser; the chief's RNG state is the one a single-process trunk would save)."""
+    from scalinglab.study import train
+    from scalinglab.study.branches import branch_file
+
+    folder = run_folder(config.storage, run_dir)
+
+    def keep(run: Any, state: Any, elapsed: float) -> None:
+        if replica.chief:
+            folder.write(branch_file(state.step), train.checkpoint_bytes(run, state, elapsed))
+
+    return keep
 
 
 def _result(spec: RunSpec, run, state) -> dict[str, Any]:
@@ -88,6 +107,8 @@ def _result(spec: RunSpec, run, state) -> dict[str, Any]:
         "dataset_size": run.dataset_size,
         "flops_per_step": state.flops_per_step,
         "resumed_from_step": state.resumed_from,
+        "parent": None if run.branch is None or not state.shared_steps else run.branch[0].run_id,
+        "shared_steps": state.shared_steps,
     }
 
 
@@ -105,7 +126,7 @@ def trainer(config: StudyConfig, spec: RunSpec, run_dir: Path):
     per_worker = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})}
     return TorchTrainer(
         _worker_loop,
-        train_loop_config={"config": config.model_dump(mode="json"), "spec": vars(spec)},
+        train_loop_config={"config": config.model_dump(mode="json"), "spec": vars(spec), "run_dir": str(run_dir)},
         scaling_config=ScalingConfig(
             num_workers=res.workers_per_run, use_gpu=res.gpus_per_worker > 0, resources_per_worker=per_worker
         ),

@@ -325,6 +325,12 @@ def _from_trunk(config: StudyConfig, run: _Run, runs_dir: Path, report: Report |
     return run, state
 
 
+def branch_start(config: StudyConfig, run: _Run, runs_dir: Path) -> tuple[_Run, _State]:
+    """A branch's start from its trunk's saved state (from step 0 when that state is missing), for a process that
+    has no checkpoint of its own: a data-parallel replica."""
+    return _from_trunk(config, run, runs_dir, None)
+
+
 def _evaluate(config: StudyConfig, run: _Run, state: _State, train_loss: float, started: float) -> list[dict]:
     """The rows of one eval: the mean training loss since the last eval, and each eval metric on each eval set
     (split "eval" for the task's own, "eval:NAME" for a named extra set)."""
@@ -450,7 +456,7 @@ def train_steps(
             window_sum.zero_()
             window_count = 0
         if keep is not None and state.step in run.branch_points:  # before the checkpoint: a resume never skips it
-            state.window = (window_sum.item(), window_count)
+            state.window = (replica.mean(window_sum).item(), window_count)  # the global batch's, on every replica
             keep(run, state, time.perf_counter() - started)
             state.window = (0.0, 0)
         if evaluating:
