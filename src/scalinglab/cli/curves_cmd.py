@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from scalinglab.cli import columns as vocabulary
-from scalinglab.cli.render import console, frame_table, print_json
+from scalinglab.cli.render import console, err_console, frame_table, print_json
 from scalinglab.errors import UserError
 
 Opt = typer.Option
@@ -43,3 +43,11 @@ def curves(
     title = f"schedule-aware law of {metric} ({split}) per model (intervals: --json)"
     caption = "backtest: fitted on the shorter runs (steps), the longest run's final point predicted (worst error)"
     console.print(frame_table(shown, title, caption))
+    if predict_steps is not None and (table["predicted"] < 0).any():
+        below = ", ".join(f"{m:g}X" for m in table.loc[table["predicted"] < 0, "model_scale"])
+        err_console.print(
+            f"warning: the law goes below zero at {predict_steps} steps for {below}: the annealing term outgrows "
+            "the curves it was fitted on, and that extrapolation is not supported",
+            highlight=False,
+            soft_wrap=True,
+        )
