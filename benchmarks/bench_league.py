@@ -64,7 +64,7 @@ def revisiting_curves(limit: int | None = None) -> list[tuple[str, pd.DataFrame]
     return curves[:limit] if limit else curves
 
 
-def revisiting(bootstrap: int, limit: int | None = None) -> pd.DataFrame:
+def revisiting(bootstrap: int, limit: int | None = None, per_curve: str | None = None) -> pd.DataFrame:
     """Per form and for auto, over the curves: mean of the per-curve mean relative error on the held-out points,
     median R^2, mean 90% coverage, and how often the form is within 10% of the curve's best form."""
     rows = []
@@ -85,6 +85,8 @@ def revisiting(bootstrap: int, limit: int | None = None) -> pd.DataFrame:
     per = pd.DataFrame(rows)
     best = per[per["form"] != "auto"].groupby("curve")["mean_rel_error"].min()
     per["near_best"] = per["mean_rel_error"] <= 1.1 * per["curve"].map(best)
+    if per_curve:  # every curve's score per form, and auto's choice: for diagnosing the selection
+        per.to_csv(per_curve, index=False)
     out = per.groupby("form", sort=False).agg(
         mean_rel_error=("mean_rel_error", "mean"),
         median_r2=("r2", "median"),
@@ -205,12 +207,13 @@ def main() -> None:
     parser.add_argument("--cut", type=float, default=0.75, help="compute quantile: fit at or below, predict above")
     parser.add_argument("--bootstrap", type=int, default=30)
     parser.add_argument("--tables", default=",".join([*TABLES, "pythia", "revisiting"]))
+    parser.add_argument("--per-curve", default=None, help="write the Revisiting scores per curve and form (CSV)")
     parser.add_argument("--curves", type=int, default=None, help="only the first K Revisiting curves")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     for name in args.tables.split(","):
         if name == "revisiting":
-            table = revisiting(args.bootstrap, args.curves)
+            table = revisiting(args.bootstrap, args.curves, args.per_curve)
         elif name == "pythia":
             table = pythia(args.cut, args.bootstrap)
             print(table.round(4).to_string(index=False), flush=True)
