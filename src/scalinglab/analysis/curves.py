@@ -42,12 +42,8 @@ class ModelCurves:
 
 
 def _run_rate(config: StudyConfig, run: Any) -> float:
-    """The base learning rate a run trained at: its trial's, its law's at its N and D, or the config's."""
-    hparams = dict(parse_hparams(run.hparams))
-    if "lr" in hparams:
-        return hparams["lr"]
-    law = config.optimizer.lr_law
-    return config.optimizer.lr if law is None else law.at(float(run.n_params), float(run.dataset_size))
+    """The base learning rate a run trained at, as the trainer set it: its trial's config at its N and D."""
+    return config.for_trial(parse_hparams(run.hparams)).base_lr(float(run.n_params), float(run.dataset_size))
 
 
 def run_curves(

@@ -23,12 +23,13 @@ def load_observations(path: str | Path) -> tuple[pd.DataFrame, str]:
         from scalinglab.study.branches import branch_compute
         from scalinglab.study.pruning import halving_compute
 
-        saved, halving = branch_compute(store.runs(), obs), halving_compute(store.config(), store.runs())
+        runs, config = store.runs(), store.config()
+        saved, halving = branch_compute(runs, obs), halving_compute(config, runs)
         if saved is not None:
             obs.attrs["branches"] = saved  # what the cooldown branches saved, for the report's overview
-        runs = store.runs().astype(object).where(store.runs().notna(), None).to_dict(orient="records")
-        obs.attrs["study"] = {"config": store.config().model_dump(mode="json"), "runs": runs}  # runs' schedules
+        records = runs.astype(object).where(runs.notna(), None).to_dict(orient="records")
+        obs.attrs["study"] = {"config": config.model_dump(mode="json"), "runs": records}  # the runs' schedules
         if halving is not None:
             obs.attrs["halving"] = halving  # the trials a halving search stopped (left out of `obs`), and the FLOPs
-        return obs, f"{path} ({store.config().name})"
+        return obs, f"{path} ({config.name})"
     return read_table(path), str(path)

@@ -324,6 +324,11 @@ class StudyConfig(Strict):
                 raise ValueError(f"search.batch_size {size} must be a multiple of resources.workers_per_run")
         return self
 
+    def base_lr(self, n_params: float, dataset_size: float) -> float:
+        """The base learning rate of a run of this config: `optimizer.lr_law`'s at its N and D, else `lr`."""
+        law = self.optimizer.lr_law
+        return self.optimizer.lr if law is None else law.at(n_params, dataset_size)
+
     def for_trial(self, hparams: tuple[tuple[str, float], ...]) -> StudyConfig:
         """This config with one trial's hyperparameters in place: what its run trains with."""
         values = dict(hparams)

@@ -80,12 +80,13 @@ class Halving:
 
         The last step is never a rung: a trial that reached its budget completes.
         """
-        if self.pruned_at is not None:
-            return step >= self.pruned_at
+        frozen = self._frozen()
+        if "pruned_at" in frozen.user_attrs:
+            return step >= int(frozen.user_attrs["pruned_at"])
         if step >= total:
             return False
         at = progress(step, total)
-        if at in self._frozen().intermediate_values:  # a resumed run reports again
+        if at in frozen.intermediate_values:  # a resumed run reports again
             return False
         self.trial.report(value if math.isfinite(value) else math.nan, at)
         if not self.trial.should_prune():

@@ -123,7 +123,7 @@ def _optimizer(config: StudyConfig, task: Task, model: torch.nn.Module, dataset_
     """The config's optimiser over the task's parameter groups (each rate times its group's `lr_scale`: muP);
     with `optimizer.lr_law` the rate is the law's at this model's N and this D."""
     opt = config.optimizer
-    lr = opt.lr if opt.lr_law is None else opt.lr_law.at(sum(p.numel() for p in model.parameters()), dataset_size)
+    lr = config.base_lr(sum(p.numel() for p in model.parameters()), dataset_size)
     groups = [{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in task.optimizer_groups(model)]
     if opt.name == "sgd":
         if any(g["lr"] != lr for g in groups):
