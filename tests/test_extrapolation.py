@@ -10,6 +10,8 @@ import pytest
 
 from scalinglab import FormSearch, ScalingLaw
 from scalinglab.fit.extrapolation import TOO_FEW, forward_folds, run_compute, score_extrapolation, usable_cuts
+from scalinglab.fit.forms import get_form
+from scalinglab.fit.law import WARM_GRID_STRIDE
 from scalinglab.observations import FitData
 
 # A 6 x 4 grid, two seeds per cell: the runs of one (N, D) cell share their compute.
@@ -41,16 +43,28 @@ def test_folds_hold_out_every_run_above_the_cut_and_keep_cells_whole():
 
 
 def test_score_matches_fits_done_by_hand():
+    # By hand: the lowest cut fitted from the form's grid, each later cut from the basins of the one before and
+    # every 8th start of the grid (the runs below a cut include those below the one before: nothing held out).
     data = _data(seed=1)
     template = ScalingLaw(intervals=None)
     folds = usable_cuts(data, forward_folds(data), 5)
     scores, per_run = score_extrapolation(template, "chinchilla", data, None, folds)
-    by_hand = []
+    form = get_form("chinchilla")
+    by_hand, basins = [], None
     for fold in folds:
         test = np.isin(data.groups, fold.held_out)
-        law = ScalingLaw(form="chinchilla", intervals=None).fit(data.subset(~test))
+        below = data.subset(~test)
+        starts = None
+        if basins is not None:
+            grid = form.start_grid(np.log(below.inputs), np.log(below.y))
+            starts = np.vstack([basins, grid[::WARM_GRID_STRIDE]])
+        law = ScalingLaw(form="chinchilla", intervals=None, starts=starts).fit(below)
+        basins = law.basins_[1:]  # the polished basins (the first row is the fit itself)
         predicted = law.predict(n=data.inputs[0, test], d=data.inputs[1, test])
         by_hand.append(np.mean(np.abs(np.log(predicted) - np.log(data.y[test]))))
+        fresh = ScalingLaw(form="chinchilla", intervals=None).fit(below)  # the whole grid on every fold
+        # the warm start finds the grid's optimum: a different basin would move the predictions by far more
+        np.testing.assert_allclose(predicted, fresh.predict(n=data.inputs[0, test], d=data.inputs[1, test]), rtol=1e-4)
     assert scores["extrap_folds"] == len(folds) == 4
     np.testing.assert_allclose(scores["extrap_log_error"], np.mean(by_hand), rtol=1e-9)
     assert per_run.index.nlevels == 2 and per_run.size == sum(f.held_out.size for f in folds)

@@ -9,9 +9,11 @@ parameters plus one; when fewer than two cuts are usable, or the usable cuts hol
 (too few for the paired standard error of the one-SE rule), the table is too small to say how a form
 extrapolates (`usable_cuts` is empty) and the search falls back to leave-one-run-out (`fit.scoring`).
 
-Unlike the leave-one-out refits, each fold is a full multistart fit from the form's own start grid: a warm start
-from the fit on every run would carry the held-out larger runs into the fold. A fold needs only the optimum it
-predicts from, so it skips what a full fit adds (the bound check, the Hessian, intervals: `ScalingLaw.fit_theta`).
+Unlike the leave-one-out refits, no fold starts from the fit on every run: that would carry the held-out larger
+runs into the fold. The first (lowest) cut is a full multistart fit from the form's own start grid; each later
+cut fits on a superset of the runs below the one before, so it starts from that fold's polished basins and every
+8th start of the grid (`ScalingLaw.fit_optimum`), which sees nothing it holds out. A fold needs only the optimum
+it predicts from, so it skips what a full fit adds (the bound check, the Hessian, intervals).
 """
 
 from __future__ import annotations
@@ -123,9 +125,13 @@ def score_extrapolation(
     labels = run_labels(fit_on)
     points = np.arange(fit_on.n_points) if scored is None else np.asarray(scored)
     per_fold, relative, per_run = [], [], []
+    estimator = template.clone(form=name, bootstrap=0, intervals=None)
+    warm = None
     for index, fold in enumerate(folds):
         test = np.isin(labels, fold.held_out)
-        theta = template.clone(form=name, bootstrap=0, intervals=None).fit_theta(fit_on.subset(~test))
+        optimum = estimator.fit_optimum(fit_on.subset(~test), warm)
+        theta = optimum.theta
+        warm = optimum.basins if nested(folds, index) else None
         at = points[test[points]]
         with np.errstate(all="ignore"):
             log_pred = get_form(name).log_predict(theta[None, :], np.log(fit_on.inputs[:, at]))[0]
@@ -142,6 +148,12 @@ def score_extrapolation(
         "extrap_error": float(np.median(np.concatenate(relative))) if finite else np.inf,
         "extrap_log_error": float(np.mean(scores)) if finite else np.inf,
     }, pd.concat(per_run)
+
+
+def nested(folds: list[Fold], index: int) -> bool:
+    """Whether fold `index + 1` fits on every run fold `index` fits on (its cut is higher), so the basins of
+    fold `index` can start it without showing it a run it holds out."""
+    return index + 1 < len(folds) and folds[index + 1].cut > folds[index].cut
 
 
 def _describe_form(row: pd.Series) -> str:

@@ -32,6 +32,7 @@ from scalinglab.observations import FitData, select_fit_data
 # Predictions are refused this many decades (powers of ten) beyond the fitted range of an input: no law
 # fitted on a few decades says anything there, and the forms' powers overflow not far beyond.
 MAX_EXTRAPOLATION_DECADES = 100.0
+WARM_GRID_STRIDE = 8  # a warm-started fit also screens every 8th start of the form's grid
 _AUTO_WARNED = False  # form="auto" warns once per process
 
 
@@ -147,17 +148,23 @@ class ScalingLaw:
             **selection,
         )
 
-    def _multistart(self, form: Form, fit_data: FitData) -> MultiStartResult:
+    def _multistart(self, form: Form, fit_data: FitData, warm: np.ndarray | None = None) -> MultiStartResult:
         lx, ly = np.log(fit_data.inputs), np.log(fit_data.y)
         starts = form.start_grid(lx, ly) if self.starts is None else np.atleast_2d(np.asarray(self.starts, float))
+        if warm is not None:
+            starts = np.vstack([warm, starts[::WARM_GRID_STRIDE]])
         return fit_multistart(form, lx, ly, self.loss_function(), starts, screen_iter=self.screen_iter)
 
-    def fit_theta(self, fit_data: FitData) -> np.ndarray:
-        """The multistart optimum (internal parameters) of this law's form on `fit_data`, without what a full fit
-        adds (the bound check, the Hessian, warnings, intervals): what each fold of a form search predicts from."""
+    def fit_optimum(self, fit_data: FitData, warm: np.ndarray | None = None) -> MultiStartResult:
+        """The multistart optimum of this law's form on `fit_data`, without what a full fit adds (the bound check,
+        the Hessian, warnings, intervals): what each fold of a form search predicts from.
+
+        `warm` (K, P): the polished basins of a fit on a subset of these points (a forward fold's, for the next
+        fold, whose runs include it); they and every WARM_GRID_STRIDE-th start of the grid replace the grid.
+        """
         self.check_options()
         form = get_form(self.form)
-        return self._multistart(form, self.fit_data(fit_data, form.inputs, form.n_params, None, {})).theta
+        return self._multistart(form, self.fit_data(fit_data, form.inputs, form.n_params, None, {}), warm)
 
     def _fit_point(self, form: Form, fit_data: FitData) -> None:
         """The best fit, its diagnostics and warnings: everything but the intervals."""

@@ -12,11 +12,14 @@ import numpy as np
 from scalinglab.fit.forms.base import Form
 from scalinglab.fit.loss import Loss
 from scalinglab.fit.optimize import BatchResult, evaluator, minimize
+from scalinglab.fit.optimize import objective as objective_of
 
 REACHED_RTOL = 1e-3  # a start "reached" the optimum when its screened objective is this close, relatively
-POLISH_STAGES = (100, 400, 4500)  # polish iterations per stage, 5,000 in all
+POLISH_STAGES = (100, 200, 400, 800, 1600, 1900)  # polish iterations per stage, 5,000 in all
 SETTLED_RTOL = 1e-2  # after a stage, a basin this much worse than the best stops polishing
+SCREEN_POINTS = 128  # a larger table screens its starts on this many of its points, spread over the inputs
 STALLED_RTOL = 1e-9  # ... and so does one whose objective fell by less than this, relatively, over the stage
+FITTED_RTOL = 1e-2  # ... or whose fitted values (log) all moved by less than this share of its residuals' RMS
 
 
 @dataclass
@@ -42,8 +45,18 @@ def fit_multistart(
     screen_ftol: float = 1e-8,
     n_polish: int = 16,
 ) -> MultiStartResult:
-    """Optimise from every start at once, then polish the `n_polish` best distinct end points tightly."""
-    screened = minimize(form, lx, ly, starts, loss, weights, max_iter=screen_iter, ftol=screen_ftol)
+    """Optimise from every start at once, then polish the `n_polish` best distinct end points tightly.
+
+    On more than SCREEN_POINTS points the screen runs on SCREEN_POINTS of them (`screening_points`): a
+    screen only ranks the starts' basins, which a few points spread over the inputs rank as all do, and it
+    costs in proportion to starts x points. The polish, which decides the fit, uses every point.
+    """
+    at = screening_points(lx)
+    w = None if weights is None else np.asarray(weights)[..., at]
+    screened = minimize(form, lx[:, at], ly[at], starts, loss, w, max_iter=screen_iter, ftol=screen_ftol)
+    on_screen = screened.objective
+    if at.size < ly.size:  # the polish compares the screened basins on every point
+        screened.objective = objective_of(form, screened.theta, lx, ly, loss, weights)
     order = np.argsort(screened.objective, kind="stable")
     chosen: list[int] = []
     for i in order:
@@ -53,10 +66,13 @@ def fit_multistart(
             chosen.append(int(i))
     if not chosen:
         raise FloatingPointError(f"form '{form.name}': no start gave a finite objective")
-    polished = _polish(form, lx, ly, loss, screened.theta[chosen], screened.objective[chosen], weights)
+    polished = polish(form, lx, ly, loss, screened.theta[chosen], screened.objective[chosen], weights)
     best = int(np.argmin(polished.objective))
     objective = float(polished.objective[best])
-    reached = int(np.sum(screened.objective <= objective * (1 + REACHED_RTOL) + 1e-300))
+    # a start reached the best basin when its screen ended within REACHED_RTOL of the optimum, on the screen's
+    # points: the polished optimum's objective on every point, or the best screen on a subset of them
+    target = objective if at.size == ly.size else float(np.min(on_screen))
+    reached = int(np.sum(on_screen <= target * (1 + REACHED_RTOL) + 1e-300))
     return MultiStartResult(
         theta=polished.theta[best],
         objective=objective,
@@ -69,7 +85,20 @@ def fit_multistart(
     )
 
 
-def _polish(
+def screening_points(lx: np.ndarray, count: int = SCREEN_POINTS) -> np.ndarray:
+    """Indices of at most `count` points spread over the inputs: every point of a small table; of a larger one,
+    evenly spaced ranks of the summed log inputs (from the smallest run to the largest), each input's own
+    extremes included, so the screen sees the whole range of every input."""
+    n = lx.shape[1]
+    if n <= count:
+        return np.arange(n)
+    extremes = np.concatenate([np.argmin(lx, axis=1), np.argmax(lx, axis=1)])
+    order = np.argsort(lx.sum(axis=0), kind="stable")
+    spread = order[np.unique(np.linspace(0, n - 1, count - extremes.size).round().astype(int))]
+    return np.unique(np.concatenate([extremes, spread]))
+
+
+def polish(
     form: Form,
     lx: np.ndarray,
     ly: np.ndarray,
@@ -77,21 +106,32 @@ def _polish(
     starts: np.ndarray,
     start_objective: np.ndarray,
     weights: np.ndarray | None,
+    groups: np.ndarray | None = None,
+    stages: tuple[int, ...] = POLISH_STAGES,
 ) -> BatchResult:
-    """Polish every basin tightly, in stages; between stages, basins that cannot matter stop.
+    """Polish every basin tightly, in stages (`stages`: iterations in each); between stages, basins that
+    cannot matter stop.
 
-    A basin stops when it is clearly worse than the best (only the best is the fit; the others are warm
-    starts for refits on subsets, which need them near their optimum, not at it) or when it has stalled:
-    a whole stage lowered its objective by less than STALLED_RTOL, relatively, as happens while a
-    parameter creeps along a flat valley towards a bound (this counts as converged, as with `ftol`).
-    Without the cuts one creeping basin keeps the whole batch iterating (an iteration costs about the
-    same whatever the batch size) for all 5,000 steps.
+    A basin stops when it is clearly worse than the best of its group (one problem, e.g. one held-out fold,
+    per group label in `groups`; one group when None: only the best is the fit; the others are warm starts
+    for refits on subsets, which need them near their optimum, not at it) or when it has stalled: a whole
+    stage lowered its objective by less than STALLED_RTOL, relatively, or moved none of its fitted values
+    (log predictions at the points, held-out ones included) by more than FITTED_RTOL of the RMS of its
+    residuals (1e-4 on a table with 1% noise; an exact fit's tolerance shrinks with its residuals). Both happen while
+    parameters creep along a flat valley: towards a bound, or, in a form with a degenerate limit (Farseer's
+    c exp(k x) + o as k -> 0), towards infinity along a direction that changes no prediction; either
+    counts as converged, as with `ftol`. Without the cuts one creeping basin keeps the whole batch iterating
+    (an iteration costs about the same whatever the batch size) for all 5,000 steps. `weights` is (n,) or
+    one row per start, (B, n).
     """
     result: BatchResult | None = None
     active = np.arange(len(starts))
     theta = starts
     objective = np.asarray(start_objective, dtype=float)
-    for budget in POLISH_STAGES:
+    group = np.zeros(len(starts), int) if groups is None else np.unique(groups, return_inverse=True)[1].ravel()
+    with np.errstate(all="ignore"):
+        fitted = form.log_predict(np.asarray(starts, dtype=float), lx)
+    for budget in stages:
         before = objective[active]
         w = weights if weights is None or np.ndim(weights) == 1 else weights[active]
         stage = minimize(form, lx, ly, theta[active], loss, w, max_iter=budget, ftol=1e-15, gtol=1e-13)
@@ -104,11 +144,19 @@ def _polish(
             result.iterations[active] += stage.iterations
             result.gradient[active] = stage.gradient
         theta = result.theta
-        best = np.min(result.objective)
+        best = np.full(group.max() + 1, np.inf)
+        np.minimum.at(best, group, result.objective)
+        best = best[group]
+        with np.errstate(all="ignore"):
+            now = form.log_predict(stage.theta, lx)
+            w_now = np.ones_like(ly) if w is None else w
+            rms = np.sqrt(np.sum(w_now * (now - ly) ** 2, axis=-1) / np.sum(w_now * np.ones_like(now), axis=-1))
+            still = np.max(np.abs(now - fitted[active]), axis=1) <= FITTED_RTOL * rms
+        fitted[active] = now
         stalled = np.zeros(len(starts), bool)
-        stalled[active] = before - stage.objective <= STALLED_RTOL * np.abs(stage.objective)
+        stalled[active] = (before - stage.objective <= STALLED_RTOL * np.abs(stage.objective)) | still
         result.converged |= stalled  # converged in the ftol sense, measured over a whole stage
-        settled = result.converged | (result.objective > best + SETTLED_RTOL * abs(best))
+        settled = result.converged | (result.objective > best + SETTLED_RTOL * np.abs(best))
         objective = result.objective
         active = np.flatnonzero(~settled)
         if active.size == 0:
