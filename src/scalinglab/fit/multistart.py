@@ -147,12 +147,7 @@ def polish(
         best = np.full(group.max() + 1, np.inf)
         np.minimum.at(best, group, result.objective)
         best = best[group]
-        with np.errstate(all="ignore"):
-            now = form.log_predict(stage.theta, lx)
-            w_now = np.ones_like(ly) if w is None else w
-            rms = np.sqrt(np.sum(w_now * (now - ly) ** 2, axis=-1) / np.sum(w_now * np.ones_like(now), axis=-1))
-            still = np.max(np.abs(now - fitted[active]), axis=1) <= FITTED_RTOL * rms
-        fitted[active] = now
+        still, fitted[active] = _fitted_still(form, stage.theta, lx, ly, w, fitted[active])
         stalled = np.zeros(len(starts), bool)
         stalled[active] = (before - stage.objective <= STALLED_RTOL * np.abs(stage.objective)) | still
         result.converged |= stalled  # converged in the ftol sense, measured over a whole stage
@@ -162,6 +157,18 @@ def polish(
         if active.size == 0:
             break
     return result
+
+
+def _fitted_still(
+    form: Form, theta: np.ndarray, lx: np.ndarray, ly: np.ndarray, weights: np.ndarray | None, before: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which problems moved no fitted value (log) by more than FITTED_RTOL of their residuals' RMS since
+    `before` (B, n), and their fitted values now."""
+    with np.errstate(all="ignore"):
+        now = form.log_predict(theta, lx)
+        w = np.ones_like(now) if weights is None else np.broadcast_to(weights, now.shape)
+        rms = np.sqrt(np.sum(w * (now - ly) ** 2, axis=-1) / np.sum(w, axis=-1))
+        return np.max(np.abs(now - before), axis=1) <= FITTED_RTOL * rms, now
 
 
 def hessian(
