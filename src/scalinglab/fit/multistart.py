@@ -17,9 +17,9 @@ from scalinglab.fit.optimize import objective as objective_of
 REACHED_RTOL = 1e-3  # a start "reached" the optimum when its screened objective is this close, relatively
 POLISH_STAGES = (100, 200, 400, 800, 1600, 1900)  # polish iterations per stage, 5,000 in all
 SETTLED_RTOL = 1e-2  # after a stage, a basin this much worse than the best stops polishing
-SCREEN_POINTS = 128  # a larger table screens its starts on this many of its points, spread over the inputs
 STALLED_RTOL = 1e-9  # ... and so does one whose objective fell by less than this, relatively, over the stage
 FITTED_RTOL = 1e-2  # ... or whose fitted values (log) all moved by less than this share of its residuals' RMS
+SCREEN_POINTS = 128  # a larger table screens its starts on this many of its points, spread over the inputs
 
 
 @dataclass
