@@ -160,10 +160,14 @@ def test_report_and_compare_commands(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_at_a_few_steps(tmp_path):
-    proc = run("demo", "-o", str(tmp_path / "demo"), "--epochs", "0.5", "--workers", "1", "--bootstrap", "10")
+    args = ("--scenes", "160", "--workers", "1", "--bootstrap", "10")  # 5 to 20 steps a cell
+    proc = run("demo", "-o", str(tmp_path / "demo"), *args, "--json")
     assert proc.returncode == 0, proc.stderr
-    assert "report:" in proc.stdout and "compute-optimal" in proc.stdout
+    result = json.loads(proc.stdout)
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
+    assert result["runs"]["done"] == 40
+    status = json.loads(run("study", "status", str(tmp_path / "demo" / "study"), "--json").stdout)
+    assert status["branches"]["branches"] == 30  # 10 trunks (5 models x 2 seeds), 3 branches each
     assert (tmp_path / "demo" / "study.yaml").is_file()
 
 

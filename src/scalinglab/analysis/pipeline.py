@@ -18,7 +18,10 @@ from scalinglab.fit.law import ScalingLaw, fit_law
 from scalinglab.fit.search import AUTO, STEPS_INPUT
 from scalinglab.observations import FitData, last_rows, metric_rows, rename_columns, select_fit_data
 from scalinglab.observations.trials import BestOf, read_best_trials
+from scalinglab.optimal.answer import Answer, compute_optimal_answer
+from scalinglab.optimal.cell_ends import cell_ends, interpolate_ends
 from scalinglab.optimal.compute_optimal import ComputeOptimal
+from scalinglab.optimal.curves import Curves, select_curves
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
 from scalinglab.optimal.parametric import additive_params
 
@@ -45,6 +48,7 @@ class Analysis:
     train_law: ScalingLaw | None = None  # the same form fitted on the train split, when the table has one
     train_final: pd.DataFrame | None = None
     envelope_scale: float | None = None  # the data scale the compute-optimal laws use (None: every run)
+    envelope_reads: str = "every run"  # the points the envelope and IsoFLOP read, in words
     marks: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # other studies' compute
     all_points: bool = False
     verdict: list[str] = field(default_factory=list)  # filled by write_report from what the page shows
@@ -56,11 +60,13 @@ class Analysis:
     trials: BestOf | None = None  # each cell's best trial, when the table has several per cell
     hparams: list[Tuned] | None = None  # each searched hyperparameter's optimum per cell and its laws
     curves: list[dict] | None = None  # a study folder's schedule-aware law per model (analysis.curves.model_row)
+    answer: Answer | None = None  # "at the largest budget, train N on D": the one compute-optimal answer
 
 
 def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> float | None:
     """The data scale whose runs the envelope uses: "largest" (default, as the seed's Fig 2), a number, or
-    None / "all" for every run. A table without `data_scale` uses every run."""
+    None / "all" for every run ("ends", each cell's end, is `_envelope_table`'s). A table without `data_scale`
+    uses every run."""
     if data_scale in (None, "all") or "data_scale" not in rows:
         return None
     scales = np.sort(pd.to_numeric(rows["data_scale"], errors="coerce").dropna().unique())
@@ -71,7 +77,7 @@ def choose_data_scale(rows: pd.DataFrame, data_scale: str | float | None) -> flo
     try:
         wanted = float(data_scale)
     except (TypeError, ValueError):
-        raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest' or 'all'") from None
+        raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest', 'ends' or 'all'") from None
     if not np.any(np.isclose(scales, wanted)):
         raise UserError(
             f"--data-scale: no runs at data scale {wanted:g}; the table has {', '.join(f'{s:g}' for s in scales)}"
@@ -278,14 +284,7 @@ def _fit_optimal(
     """The compute-optimal laws; returns the chinchilla law the parametric method used (None without one)."""
     if "flops" not in obs or "run_id" not in obs:
         return None
-    scale = choose_data_scale(rows, data_scale)
-    table = obs if scale is None else obs[np.isclose(pd.to_numeric(obs["data_scale"], errors="coerce"), scale)]
-    if scale is not None and table[table["run_id"].isin(rows["run_id"])]["n_params"].nunique() < 2:
-        result.warnings.append(
-            f"compute-optimal: data scale {scale:g} has one model size; the envelope uses every run (--data-scale all)"
-        )
-        scale, table = None, obs
-    result.envelope_scale = scale
+    table, scope = _envelope_table(result, obs, rows, data_scale)
     law = _parametric_law(result, points, bootstrap)
     try:
         optimal = ComputeOptimal(
@@ -295,15 +294,50 @@ def _fit_optimal(
             law=law,
             flops_per_param_sample=k,
             samples_per_datum=samples_per_datum(result.final),
-            scope=None
-            if scale is None or law is None
-            else f"the runs at data scale {scale:g}X only, so it cannot trade data against model size",
+            scope=None if scope is None or law is None else scope,
         )
-        result.optimal = optimal.fit(table, **{k: v for k, v in selection.items() if k != "final_only"})
+        picked = {k: v for k, v in selection.items() if k != "final_only"}
+        data = table
+        if result.envelope_reads == ENDS_READ:
+            data = interpolate_ends(select_curves(table, higher_is_better=result.higher_is_better, **picked))
+        result.optimal = optimal.fit(data, **({} if isinstance(data, Curves) else picked))
         result.warnings += [f"compute-optimal: {w}" for w in optimal.warnings_]
+        result.answer = compute_optimal_answer(optimal, getattr(optimal, "parametric_law_", None))
     except UserError as exc:
         result.warnings.append(f"compute-optimal laws not fitted: {exc}")
     return law
+
+
+ENDS_READ = "each cell's end, every data scale (one curve per model scale and seed)"
+
+
+def _envelope_table(
+    result: Analysis, obs: pd.DataFrame, rows: pd.DataFrame, data_scale: str | float | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The points the envelope and IsoFLOP read, with what they leave out (None: nothing). "ends" (the default
+    of a branch study, whose trunks' checkpoints are stable-phase points, not ends) reads every cell's end;
+    "largest" (the default otherwise) or a number the runs at one data scale with their checkpoints."""
+    if data_scale == "largest" and result.branches is not None:
+        data_scale = "ends"
+    if data_scale == "ends":
+        ends = cell_ends(obs[obs["run_id"].isin(rows["run_id"])])
+        if ends is not None:
+            result.envelope_reads = ENDS_READ
+            return ends, None
+        result.warnings.append("compute-optimal: no model has runs at two data scales; the envelope uses every run")
+        data_scale = "all"
+    scale = choose_data_scale(rows, data_scale)
+    table = obs if scale is None else obs[np.isclose(pd.to_numeric(obs["data_scale"], errors="coerce"), scale)]
+    if scale is not None and table[table["run_id"].isin(rows["run_id"])]["n_params"].nunique() < 2:
+        result.warnings.append(
+            f"compute-optimal: data scale {scale:g} has one model size; the envelope uses every run (--data-scale all)"
+        )
+        scale, table = None, obs
+    result.envelope_scale = scale
+    result.envelope_reads = "every run" if scale is None else f"the runs at data scale {scale:g}X"
+    if scale is None:
+        return table, None
+    return table, f"the runs at data scale {scale:g}X only, so it cannot trade data against model size"
 
 
 SUGGEST_REPLICAS = 100  # bootstrap replicas behind the report's "what to run next" (0 bootstrap: no section)
@@ -419,4 +453,8 @@ def headline(analysis: Analysis) -> dict[str, float]:
         out["budget"] = budget
         for _, row in table.iterrows():
             out[f"{row['quantity']}_opt ({row['method']})"] = float(row["value"])
+    if analysis.answer is not None:
+        answer = analysis.answer
+        found = {"N": answer.n, "D": answer.d, "S": answer.s}
+        out.update({f"{q}_opt (answer: {answer.method})": v for q, v in found.items() if v is not None})
     return out

@@ -98,9 +98,14 @@ def _speed_limit(points: np.ndarray) -> np.ndarray:
     heading = np.unwrap(np.arctan2(*np.diff(points, axis=0).T[::-1]))
     curvature = np.abs(np.gradient(heading, DS)) if len(heading) > 1 else np.zeros(1)
     curvature = np.append(curvature, curvature[-1])
-    limit = np.minimum(np.sqrt(2.5 / np.maximum(curvature, 1e-4)), 30.0)
-    for i in range(len(limit) - 2, -1, -1):  # brake at 2 m/s^2 ahead of a slower stretch
-        limit[i] = min(limit[i], math.sqrt(limit[i + 1] ** 2 + 2 * 2.0 * DS))
+    return _brake(np.minimum(np.sqrt(2.5 / np.maximum(curvature, 1e-4)), 30.0), DS)
+
+
+@numba.njit(cache=True)
+def _brake(limit, ds):  # pragma: no cover (compiled)
+    """The speed limit lowered so that a vehicle braking at 2 m/s^2 meets each slower stretch at its limit."""
+    for i in range(len(limit) - 2, -1, -1):
+        limit[i] = min(limit[i], math.sqrt(limit[i + 1] ** 2 + 2 * 2.0 * ds))
     return limit
 
 

@@ -45,7 +45,15 @@ IMPROVEMENT = Annotated[
 ]
 FORM = Annotated[str, Opt(help="the L(N, D) form; auto: chosen by leave-one-run-out error")]
 ALL_POINTS = Annotated[bool, Opt(help="fit every checkpoint, not only the last of each run")]
-DATA_SCALE = Annotated[str, Opt(help="the data scale whose runs the envelope uses: largest, all, or a number")]
+DATA_SCALE = Annotated[
+    str,
+    Opt(
+        help=(
+            "what the envelope and IsoFLOP read: largest (the runs at the largest data scale; a branch study: "
+            "ends), ends (each cell's end, every data scale), all, or a data scale"
+        )
+    ),
+]
 MARK = Annotated[
     list[str] | None, Opt(help="[NAME=]PATH of another study whose compute the envelope marks; repeatable")
 ]
@@ -98,11 +106,11 @@ def _check(bootstrap: int, improvement: float, data_scale: str, form: str) -> No
     check_count(bootstrap, "--bootstrap")
     if not improvement > 0:
         raise UserError(f"--improvement must be > 0 (0.01 is 1%), got {improvement:g}")
-    if data_scale not in ("largest", "all"):
+    if data_scale not in ("largest", "all", "ends"):
         try:
             float(data_scale)
         except ValueError:
-            raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest' or 'all'") from None
+            raise UserError(f"--data-scale: '{data_scale}' is not a number, 'largest', 'ends' or 'all'") from None
     if form != "auto":
         from scalinglab.fit.forms import get_form
 

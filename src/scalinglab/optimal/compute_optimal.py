@@ -18,7 +18,7 @@ from scalinglab.observations.runs import last_rows
 from scalinglab.optimal import parametric
 from scalinglab.optimal.agreement import Agreement, compare_methods, domain_note, range_causes
 from scalinglab.optimal.curves import Curves, select_curves
-from scalinglab.optimal.envelope import bin_usage, envelope, near_optimal
+from scalinglab.optimal.envelope import bin_usage, envelope, near_optimal, sizes_at_top
 from scalinglab.optimal.isoflop import isoflop_minima, isoflop_scan
 from scalinglab.optimal.powerfit import PowerLaw, fit_with_bootstrap
 from scalinglab.optimal.smoothing import smooth_curves
@@ -308,6 +308,12 @@ class ComputeOptimal:
                     f"isoflop dropped {len(edge)} of {self.n_budgets} budgets because the best size lies at the "
                     "edge of the sizes sampled there"
                 )
+        top = sizes_at_top(self.envelope_curves_)
+        if "envelope" in causes and top.size == 1:
+            causes["envelope"].append(
+                f"only the largest model ({top[0]:.3g} params) reaches the largest budget, so the envelope's N_opt "
+                "there is that model's size unless its fit over smaller budgets says otherwise"
+            )
         if len(self.outliers_) and "envelope" in causes:
             raw_picks = self.raw_envelope_.merge(self.outliers_[["run_id", "flops"]], on=["run_id", "flops"])
             if self.envelope == "raw" and len(raw_picks):

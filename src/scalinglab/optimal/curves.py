@@ -25,6 +25,7 @@ class Curves:
     value: np.ndarray  # the metric in its own units
     higher_is_better: bool
     source: str
+    interpolated: np.ndarray | None = None  # points read between measured ones (optimal.cell_ends), when any
 
     @property
     def score(self) -> np.ndarray:
@@ -49,6 +50,7 @@ class Curves:
             self.value[mask],
             self.higher_is_better,
             self.source,
+            pick(self.interpolated),
         )
 
     def frame(self) -> pd.DataFrame:
@@ -57,6 +59,8 @@ class Curves:
             out["steps"] = self.s
         if self.d is not None:
             out["samples_seen"] = self.d
+        if self.interpolated is not None:
+            out["interpolated"] = self.interpolated
         return pd.DataFrame(out)
 
 

@@ -76,6 +76,15 @@ def bin_usage(curves: Curves, n_bins: int = 30, min_runs: int = 2) -> pd.DataFra
     )
 
 
+TOP_REACH = 10**0.1  # a curve within 0.1 decades of the largest budget reaches it
+
+
+def sizes_at_top(curves: Curves, reach: float = TOP_REACH) -> np.ndarray:
+    """The model sizes whose curves come within `reach` (a factor) of the largest budget: where only the
+    largest model does, the envelope can name no other there."""
+    return np.unique(curves.n[curves.c >= float(curves.c.max()) / reach])
+
+
 def near_optimal(curves: Curves, n_bins: int = 30, tolerance: float = 0.01, min_runs: int = 2) -> pd.DataFrame:
     """Every run whose best point in a bin is within `tolerance` (relative) of the envelope there."""
     picks, bins, centres = _best_per_run_and_bin(curves, n_bins, min_runs)

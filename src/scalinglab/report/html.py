@@ -301,9 +301,10 @@ def _scales_section(page: Page, analysis: Analysis) -> None:
 def _optimal_section(page: Page, analysis: Analysis) -> None:
     optimal, metric = analysis.optimal, analysis.metric
     scale = analysis.envelope_scale
-    runs = f"the runs at data scale {scale:g}X (--data-scale)" if scale is not None else "every run"
     page.heading("Optimal-model laws N_opt(C), S_opt(C), D_opt(C)")
-    page.text(f"From {runs}.")
+    interpolated = optimal.curves_.interpolated is not None
+    between = "; between two ends a curve is interpolated in log FLOPs" if interpolated else ""
+    page.text(f"The envelope and IsoFLOP read {analysis.envelope_reads} (--data-scale{between}).")
     page.table(optimal.exponents_)
     usage = getattr(optimal, "usage_table_", None)
     if usage is not None:

@@ -65,6 +65,9 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         rows = analysis.optimal.exponents_[["method", "quantity", "exponent", "lower", "upper"]]
         out["optimal"] = rows.to_dict(orient="records")
         out["optimal_data_scale"] = analysis.envelope_scale
+        out["optimal_reads"] = analysis.envelope_reads
+        if analysis.answer is not None:  # the one compute-optimal answer (optimal/answer.py)
+            out["optimal_answer"] = analysis.answer.to_dict()
         agreement = getattr(analysis.optimal, "agreement_", None)  # do the methods agree (optimal/agreement.py)
         if agreement is not None:
             out["optimal_agreement"] = agreement.to_dict()

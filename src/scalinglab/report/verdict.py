@@ -10,6 +10,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.format import percent
+from scalinglab.optimal.answer import outside_note
 from scalinglab.optimal.iso_metric import iso_metric_profile
 from scalinglab.report.style import number
 
@@ -156,6 +157,23 @@ def methods_sentence(analysis: Analysis) -> str | None:
     )
 
 
+def answer_sentence(analysis: Analysis) -> str | None:
+    """ "At C FLOPs, train N on D samples (S steps)": the one answer (optimal.answer), which estimate it is and
+    why, and whether it lies inside the sizes the runs sampled."""
+    answer, optimal = getattr(analysis, "answer", None), analysis.optimal
+    if answer is None or optimal is None:
+        return None
+    data = f" on D = {number(answer.d)} samples" if answer.d is not None else ""
+    steps = f" ({number(answer.s)} steps)" if answer.s is not None else ""
+    interval = f" [{number(answer.n_lower)}, {number(answer.n_upper)}]" if np.isfinite(answer.n_lower) else ""
+    outside = outside_note(answer, optimal)
+    trust = f"; an extrapolation ({outside}), so a forecast, not a measured run" if outside else ""
+    return (
+        f"At {answer.budget:.3g} FLOPs (the largest run's compute), train N = {number(answer.n)}{interval} "
+        f"parameters{data}{steps}: {answer.reason}{trust}."
+    )
+
+
 def _budgets_apart(optimal: Any) -> str:
     """The budgets at which the methods' N_opt intervals do not overlap, with each method's value."""
     agreement = getattr(optimal, "agreement_", None)
@@ -225,5 +243,5 @@ def verdict(analysis: Analysis) -> list[str]:
     else:
         sentences += [doubling(law, "n", analysis.metric), doubling(law, "d", analysis.metric)]
         sentences.append(cost_sentence(analysis))
-    sentences += [methods_sentence(analysis), identification_sentence(analysis)]
+    sentences += [answer_sentence(analysis) or methods_sentence(analysis), identification_sentence(analysis)]
     return [s for s in sentences if s][:5]
