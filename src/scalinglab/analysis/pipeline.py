@@ -294,7 +294,7 @@ def _fit_optimal(
             law=law,
             flops_per_param_sample=k,
             samples_per_datum=samples_per_datum(result.final),
-            scope=None if scope is None or law is None else scope,
+            scope=scope if law is not None else None,
         )
         picked = {k: v for k, v in selection.items() if k != "final_only"}
         data = table

@@ -65,7 +65,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON instead of text")] = False,
 ) -> None:
     """Run a behaviour study on synthetic traffic (minADE vs model and data scale), fit the laws, write the report."""
-    from scalinglab.analysis import analyse, headline
+    from scalinglab.analysis import analyse, headline, load_observations
     from scalinglab.report.html import write_report
     from scalinglab.study.runner import execute
 
@@ -75,13 +75,13 @@ def demo(
     if counts.get("failed"):
         say(f"[red]{counts['failed']} run(s) failed; see `scalinglab study status {output / 'study'}`")
     with console.status("fitting L(N, D), the compute-optimal laws and bootstrap intervals"):
+        obs, source = load_observations(output / "study")  # with the branches' savings and the runs' schedules
         analysis = analyse(
-            store.observations(),
-            f"{output / 'study'} (demo-behavior)",
+            obs,
+            source,
             metric="minADE",
             split="eval",
             bootstrap=bootstrap,
-            data_scale="ends",  # every cell's cooled-down end, one curve per model and seed
             title="Demo: behaviour prediction on synthetic traffic (minADE, K=1)",
         )
         page = write_report(analysis, output / "report")

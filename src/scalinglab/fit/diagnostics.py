@@ -6,6 +6,7 @@ Each check returns plain sentences, so the CLI, the report and the Python API sh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,20 @@ class BoundCheck:
     active: list[tuple[int, str]]  # (parameter index, "lower" or "upper")
     theta: np.ndarray  # the pinned refit, when it is at least as good as the free optimum; else the free optimum
     objective: float
+
+
+def loose_parameters(law: Any) -> list[str]:
+    """A fitted law's parameters whose profile interval is open or that sit at a bound, each once."""
+    return list(dict.fromkeys([*getattr(law, "not_identified_", []), *getattr(law, "at_bounds_", [])]))
+
+
+def held_out_error(law: Any) -> float | None:
+    """The median relative held-out error of the form the law's selection chose (None: a form given, not chosen)."""
+    selection = getattr(law, "selection_", None)
+    if selection is None:
+        return None
+    chosen = selection.table[selection.table["form"] == selection.choice]
+    return float(chosen["cv_error"].iloc[0]) if not chosen.empty else None
 
 
 def check_bounds(

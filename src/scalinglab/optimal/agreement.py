@@ -46,12 +46,14 @@ class Agreement:
         return {"comparisons": rows(self.table), "estimates": rows(self.estimates), "warnings": list(self.warnings)}
 
 
-def _fmt(x: float) -> str:
+def fmt3(x: float) -> str:
+    """Three significant digits, as the comparisons quote numbers."""
     return f"{x:.3g}"
 
 
-def _describe(method: str, value: float, lower: float, upper: float) -> str:
-    return f"{method} {_fmt(value)} [{_fmt(lower)}, {_fmt(upper)}]"
+def describe_estimate(method: str, value: float, lower: float, upper: float) -> str:
+    """One method's estimate with its interval, as the warnings and the one answer quote it."""
+    return f"{method} {fmt3(value)} [{fmt3(lower)}, {fmt3(upper)}]"
 
 
 def compare_methods(
@@ -134,8 +136,8 @@ def _verdict(
         return (*base, "agree", float(np.clip(consensus, *common)), *spread, *common), None
     apart = [(a, b) for a, b in combinations(methods, 2) if values[a][1] > values[b][2] or values[b][1] > values[a][2]]
     involved = sorted({m for pair in apart for m in pair}, key=methods.index)
-    subject = f"{NAMES[quantity]} exponent" if budget is None else f"{NAMES[quantity]} {what} ({_fmt(budget)} FLOPs)"
-    listed = ", ".join(_describe(m, *values[m]) for m in methods)
+    subject = f"{NAMES[quantity]} exponent" if budget is None else f"{NAMES[quantity]} {what} ({fmt3(budget)} FLOPs)"
+    listed = ", ".join(describe_estimate(m, *values[m]) for m in methods)
     pairs = "; ".join(f"{a} vs {b}" for a, b in apart)
     found = [c for m in involved for c in causes.get(m, [])]
     repeated = [c for c in found if c in quoted]
@@ -174,14 +176,14 @@ def range_causes(
         u = usage[method]
         if method != widest and span < RANGE_SHARE * spans[widest]:
             general[method].append(
-                f"{method} used only {u['unit']} {_fmt(u['flops_low'])}..{_fmt(u['flops_high'])} FLOPs ({span:.2g} "
+                f"{method} used only {u['unit']} {fmt3(u['flops_low'])}..{fmt3(u['flops_high'])} FLOPs ({span:.2g} "
                 f"decades, against {spans[widest]:.2g} for {widest})"
             )
         for label, c in budgets.items():
             if c > u["flops_high"] * EXTRAPOLATION_SLACK:
                 at_budget[label].setdefault(method, []).append(
                     f"{method} extrapolates {np.log10(c / u['flops_high']):.2g} decades beyond its largest "
-                    f"{u['unit'].rstrip('s')} ({_fmt(u['flops_high'])} FLOPs)"
+                    f"{u['unit'].rstrip('s')} ({fmt3(u['flops_high'])} FLOPs)"
                 )
     return general, at_budget
 
@@ -196,18 +198,18 @@ def domain_note(quantity: str, value: float, budget: float, k: float) -> str:
         return f"{NAMES[quantity]} is not a positive number"
     if quantity == "N" and value > budget / k:
         return (
-            f"N_opt {_fmt(value)} exceeds C/(k * 1 sample) = {_fmt(budget / k)}: it would leave under one training "
+            f"N_opt {fmt3(value)} exceeds C/(k * 1 sample) = {fmt3(budget / k)}: it would leave under one training "
             "sample; the law is extrapolated beyond its data"
         )
     if quantity == "N" and value < 1:
-        return f"N_opt {_fmt(value)} is below one parameter; the law is extrapolated beyond its data"
+        return f"N_opt {fmt3(value)} is below one parameter; the law is extrapolated beyond its data"
     if quantity == "D" and value < 1:
-        return f"D_opt {_fmt(value)} is below one sample; the law is extrapolated beyond its data"
+        return f"D_opt {fmt3(value)} is below one sample; the law is extrapolated beyond its data"
     if quantity == "D" and value > budget / k:
         return (
-            f"D_opt {_fmt(value)} exceeds C/(k * 1 parameter) = {_fmt(budget / k)}: it would leave under one "
+            f"D_opt {fmt3(value)} exceeds C/(k * 1 parameter) = {fmt3(budget / k)}: it would leave under one "
             "parameter; the law is extrapolated beyond its data"
         )
     if quantity == "S" and value < 1:
-        return f"S_opt {_fmt(value)} is below one step; the law is extrapolated beyond its data"
+        return f"S_opt {fmt3(value)} is below one step; the law is extrapolated beyond its data"
     return ""

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab.fit.diagnostics import held_out_error, loose_parameters
+from scalinglab.optimal.agreement import describe_estimate, fmt3
 from scalinglab.optimal.envelope import sizes_at_top
 
 HELD_OUT_LIMIT = 0.05  # the parametric law stands behind the answer when its median held-out error is below this
@@ -44,22 +46,16 @@ class Answer:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.__dict__.items()}
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
 def law_standing(law: Any) -> tuple[bool, str]:
     """Whether the law may carry the answer, and why (its identification and held-out error, in words)."""
     if law is None:
         return False, "no L(N, D) law was fitted"
-    loose = list(dict.fromkeys([*getattr(law, "not_identified_", []), *getattr(law, "at_bounds_", [])]))
+    loose = loose_parameters(law)
     if loose:
         return False, f"the law is not identified ({', '.join(loose)} open or at a bound)"
-    selection = getattr(law, "selection_", None)
-    chosen = None if selection is None else selection.table[selection.table["form"] == selection.choice]
-    if chosen is None or chosen.empty or not np.isfinite(chosen["cv_error"].iloc[0]):
+    error = held_out_error(law)
+    if error is None or not np.isfinite(error):
         return False, "the law's held-out error is unknown (a form given, not chosen by held-out cells)"
-    error = float(chosen["cv_error"].iloc[0])
     if error > HELD_OUT_LIMIT:
         return False, f"the law's median held-out error is {error:.1%}, above {HELD_OUT_LIMIT:.0%}"
     return True, f"its law is identified and predicts held-out cells to {error:.1%} (median)"
@@ -80,7 +76,7 @@ def compute_optimal_answer(optimal: Any, law: Any) -> Answer | None:
         return Answer(budget, "consensus", agreed[0], agreed[1], agreed[2], d and d[0], s and s[0], reason)
     method, why = _pick(optimal, law, set(n_rows.index))
     row = n_rows.loc[method]
-    others = [f"{m} {_fmt(r.value)} [{_fmt(r.lower)}, {_fmt(r.upper)}]" for m, r in n_rows.iterrows() if m != method]
+    others = [describe_estimate(m, r.value, r.lower, r.upper) for m, r in n_rows.iterrows() if m != method]
     if others:
         why += f"; the others disagree: {', '.join(others)}"
     why += "".join(f"; {note}" for note in _evidence(optimal, method, float(row.value)))
@@ -98,9 +94,9 @@ def outside_note(answer: Answer, optimal: Any) -> str:
             continue
         low, high = float(np.min(sampled)), float(np.max(sampled))
         if value < low:
-            parts.append(f"{name} {low / value:.2g}x below the smallest sampled ({_fmt(low)})")
+            parts.append(f"{name} {low / value:.2g}x below the smallest sampled ({fmt3(low)})")
         elif value > high:
-            parts.append(f"{name} {value / high:.2g}x above the largest sampled ({_fmt(high)})")
+            parts.append(f"{name} {value / high:.2g}x above the largest sampled ({fmt3(high)})")
     return "; ".join(parts)
 
 
@@ -112,7 +108,7 @@ def _evidence(optimal: Any, method: str, n: float) -> list[str]:
     reaching = sizes_at_top(curves)
     if method != "envelope" and ("envelope", "N") in optimal.laws_ and reaching.size == 1:
         notes.append(
-            f"only the largest model ({_fmt(reaching[0])}) reaches the largest budget, so the envelope can name no "
+            f"only the largest model ({fmt3(reaching[0])}) reaches the largest budget, so the envelope can name no "
             "other there"
         )
     dropped = getattr(optimal, "isoflop_dropped_", None)

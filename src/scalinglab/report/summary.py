@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scalinglab.fit.diagnostics import held_out_error
+
 if TYPE_CHECKING:
     from scalinglab.analysis import Analysis
 
@@ -23,14 +25,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def _cv_error(law) -> float | None:
-    selection = law.selection_
-    if selection is None:
-        return None
-    chosen = selection.table[selection.table["form"] == selection.choice]
-    return float(chosen["cv_error"].iloc[0]) if not chosen.empty else None
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
@@ -57,7 +51,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
             "ci": {k: list(v) for k, v in (law.ci_ or {}).items()},
             "not_identified": list(law.not_identified_),
             "at_bounds": list(getattr(law, "at_bounds_", [])),
-            "cv_error": _cv_error(law),
+            "cv_error": held_out_error(law),
             "selection": None if law.selection_ is None else law.selection_.to_dict(),
             "fitted_on": "every checkpoint" if analysis.all_points else "each run's final point",
         }

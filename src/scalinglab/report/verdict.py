@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.fit.diagnostics import held_out_error, loose_parameters
 from scalinglab.format import percent
 from scalinglab.optimal.answer import outside_note
 from scalinglab.optimal.iso_metric import iso_metric_profile
@@ -208,13 +209,9 @@ def identification_sentence(analysis: Analysis) -> str | None:
     law = analysis.law
     if law is None:
         return None
-    selection = law.selection_
-    cv = ""
-    if selection is not None:
-        chosen = selection.table[selection.table["form"] == selection.choice]
-        if not chosen.empty:
-            cv = f", chosen by held-out runs (median held-out error {chosen['cv_error'].iloc[0]:.1%})"
-    loose = list(dict.fromkeys([*law.not_identified_, *getattr(law, "at_bounds_", [])]))
+    error = held_out_error(law)
+    cv = "" if error is None else f", chosen by held-out runs (median held-out error {error:.1%})"
+    loose = loose_parameters(law)
     if not loose:
         level = percent(law.ci_level)
         fixed = _form_assumptions(law.form_)
