@@ -86,3 +86,14 @@ def test_the_envelope_of_cell_ends_recovers_the_surfaces_compute_optimal_exponen
     optimal = ComputeOptimal(method="envelope", bootstrap=0).fit(curves)
     exponent = optimal.laws_["envelope", "N"].exponent
     assert exponent == pytest.approx(BETA / (ALPHA + BETA), abs=0.04)
+
+
+def test_ends_asked_of_a_table_without_seeds_fall_back_to_every_run_and_say_why():
+    from scalinglab.analysis import analyse
+
+    table = _study(np.array([1e5, 2e5, 4e5]), np.array([1.0, 2.0, 4.0])).drop(columns="seed")
+    result = analyse(table, "t.csv", metric="loss", bootstrap=0, form="chinchilla", data_scale="ends")
+    assert "compute-optimal: --data-scale ends: the table has no seed column; the envelope uses every run" in (
+        result.warnings
+    )
+    assert result.envelope_reads == "every run"

@@ -19,7 +19,7 @@ from scalinglab.fit.search import AUTO, STEPS_INPUT
 from scalinglab.observations import FitData, last_rows, metric_rows, rename_columns, select_fit_data
 from scalinglab.observations.trials import BestOf, read_best_trials
 from scalinglab.optimal.answer import Answer, compute_optimal_answer
-from scalinglab.optimal.cell_ends import cell_ends, interpolate_ends
+from scalinglab.optimal.cell_ends import GROUP, cell_ends, interpolate_ends
 from scalinglab.optimal.compute_optimal import ComputeOptimal
 from scalinglab.optimal.curves import Curves, select_curves
 from scalinglab.optimal.iso_metric import Profile, check_improvement, cost_table, iso_metric_profile
@@ -324,7 +324,9 @@ def _envelope_table(
         if ends is not None:
             result.envelope_reads = ENDS_READ
             return ends, None
-        result.warnings.append("compute-optimal: no model has runs at two data scales; the envelope uses every run")
+        missing = sorted({"run_id", "steps", *GROUP} - set(obs.columns))
+        why = f"the table has no {', '.join(missing)} column" if missing else "no model has runs at two data scales"
+        result.warnings.append(f"compute-optimal: --data-scale ends: {why}; the envelope uses every run")
         data_scale = "all"
     scale = choose_data_scale(rows, data_scale)
     table = obs if scale is None else obs[np.isclose(pd.to_numeric(obs["data_scale"], errors="coerce"), scale)]
